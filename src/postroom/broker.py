@@ -1,0 +1,335 @@
+"""The broker: the data, the clients, and the one place every command runs through.
+
+:class:`Broker` owns everything the event loop owns: databases, configuration, clients, the
+blocking manager, pub/sub, statistics. It does no I/O; transports (the TCP/unix server, the
+embedded mode) hand it requests with :meth:`Broker.execute` and write out what lands in
+``client.out``.
+
+Execution model (Redis's ``processCommand`` + ``call``): checks driven by the command table run
+first (existence, arity, authentication, pub/sub context, MULTI queueing); then the handler runs
+to completion; then, once per top-level command, the writes it made are propagated to the sinks
+(the AOF) as one unit in deterministic form, and clients blocked on keys it made ready are
+served. Nothing else can interleave, so every command is atomic.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from . import notifications
+from .blocking import Block, BlockingManager
+from .client import Client
+from .commands import registry
+from .commands.registry import COMMANDS, Command
+from .config import Config
+from .keyspace.database import Database
+from .protocol.replies import QUEUED, ReplyError
+
+#: Commands a RESP2 client with subscriptions may still run.
+PUBSUB_CONTEXT_ALLOWED = frozenset(
+    (b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ssubscribe", b"sunsubscribe", b"ping",
+     b"quit", b"reset")
+)
+#: Commands that run immediately inside MULTI instead of being queued.
+MULTI_IMMEDIATE = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+
+PropagationSink = Callable[[int, list[list[bytes]]], None]
+
+
+def load_command_modules() -> None:
+    """Import every module of :mod:`postroom.commands` so their ``@command`` declarations register."""
+    from . import commands
+
+    for info in pkgutil.iter_modules(commands.__path__):
+        if info.name != "registry":
+            importlib.import_module(f"{commands.__name__}.{info.name}")
+
+
+class Broker:
+    """All state of one postroom instance and the command dispatcher."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        load_command_modules()
+        self.config = config or Config()
+        self.dbs = [Database(i, self) for i in range(self.config["databases"])]
+        self.clients: dict[int, Client] = {}
+        self.blocking = BlockingManager(self)
+        self.now_ms = int(time.time() * 1000)
+        self.start_time = time.time()
+        self.dirty = 0  # changes since the last save (rdb_changes_since_last_save)
+        self.notify_flags = 0
+        self.watchers: dict[tuple[int, bytes], set[Client]] = {}
+        self.propagation_sinks: list[PropagationSink] = []
+        self._propagating: list[tuple[int, list[bytes]]] = []
+        self._depth = 0  # nesting of call(): EXEC and scripts call commands from inside a command
+        self.stats: defaultdict[str, int] = defaultdict(int)
+        self.error_stats: defaultdict[str, int] = defaultdict(int)
+        self.hooks_after_command: list[Callable[[], None]] = []
+        self.shutdown_requested: Callable[[bool, bool], None] | None = None
+        from .pubsub import PubSubHub
+
+        self.pubsub = PubSubHub(self)
+        self.config.on_change("notify-keyspace-events", self._set_notify_flags)
+        self._set_notify_flags(self.config["notify-keyspace-events"])
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def connect(self, kind: str = "tcp", addr: str = "", laddr: str = "", fd: int = -1) -> Client:
+        client = Client(self, kind, addr, laddr, fd)
+        self.clients[client.id] = client
+        self.stats["total_connections_received"] += 1
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        """Forget a client whose transport closed: unblock, unsubscribe, unwatch."""
+        if client.closed:
+            return
+        client.closed = True
+        self.blocking.drop(client)
+        self.pubsub.drop(client)
+        self.unwatch_all(client)
+        self.clients.pop(client.id, None)
+
+    def resume(self, client: Client) -> None:
+        """A blocked client was served: let its transport process the input that waited."""
+        client.flush_soon()
+
+    # -- the dispatcher ------------------------------------------------------------------------
+
+    def execute(self, client: Client, argv: list[bytes]) -> None:
+        """Run one request from ``client``; the reply is appended to ``client.out``."""
+        self.now_ms = int(time.time() * 1000)
+        client.last_active_ms = self.now_ms
+        name = argv[0].lower()
+        cmd = COMMANDS.get(name)
+        try:
+            if cmd is None:
+                raise self._unknown_command(argv)
+            if cmd.subcommands:
+                cmd = self._subcommand(cmd, argv)
+            arity = cmd.arity
+            if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+                raise ReplyError(f"ERR wrong number of arguments for '{cmd.name}' command")
+            if not client.authenticated and not cmd.no_auth:
+                raise ReplyError("NOAUTH Authentication required.")
+            if client.multi is not None and name not in MULTI_IMMEDIATE:
+                if "no_multi" in cmd.flags:
+                    raise ReplyError("ERR Command not allowed inside a transaction")
+                client.multi.append((cmd, argv))
+                self._reply(client, QUEUED)
+                return
+            if client.resp == 2 and (client.channels or client.patterns or client.shard_channels) and (
+                name not in PUBSUB_CONTEXT_ALLOWED
+            ):
+                raise ReplyError(
+                    f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT "
+                    "/ RESET are allowed in this context"
+                )
+        except ReplyError as error:
+            if cmd is not None:
+                cmd.rejected_calls += 1
+            if client.multi is not None:
+                client.multi_error = True
+            self._count_error(error)
+            self._reply(client, error)
+            return
+        reply = self.call(client, cmd, argv)
+        if type(reply) is Block:
+            self.blocking.park(client, cmd, argv, reply)
+        else:
+            self._reply(client, reply)
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+        for hook in self.hooks_after_command:
+            hook()
+
+    def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Run a command's handler with statistics and propagation; return its reply value.
+
+        Used directly by EXEC and scripts for the commands they run. Errors come back as
+        :class:`ReplyError` values, never raised.
+        """
+        self._depth += 1
+        dirty_before = self.dirty
+        client.propagation = None
+        start = time.perf_counter_ns()
+        try:
+            reply = cmd.handler(client, argv)  # type: ignore[misc]
+        except ReplyError as error:
+            reply = error
+            cmd.failed_calls += 1
+            self._count_error(error)
+        finally:
+            self._depth -= 1
+        elapsed = time.perf_counter_ns() - start
+        cmd.calls += 1
+        cmd.usec += elapsed // 1000
+        client.last_command = cmd.name
+        if self.dirty != dirty_before and cmd.is_write:
+            db_index = client.db.index
+            if client.propagation is None:
+                self._propagating.append((db_index, argv))
+            else:
+                self._propagating.extend((db_index, a) for a in client.propagation)
+        if type(reply) is Block and (client.in_exec or self._depth > 0):
+            reply = reply.timeout_reply  # blocking commands never block inside MULTI or scripts
+        if self._depth == 0 and self._propagating:
+            self._flush_propagation(cmd)
+        return reply
+
+    def call_for_waiter(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
+        """Re-execute a parked command (see :mod:`postroom.blocking`)."""
+        self.now_ms = int(time.time() * 1000)
+        return self.call(client, cmd, argv)
+
+    def _reply(self, client: Client, reply: Any) -> None:
+        mode = client.reply_mode
+        if mode == "on":
+            client.encoder.write(reply, client.out)
+        elif mode == "skip":
+            client.reply_mode = "on"
+
+    def _unknown_command(self, argv: list[bytes]) -> ReplyError:
+        # Redis quotes arguments while the list is shorter than 128 characters, each cut to fit.
+        shown = ""
+        for arg in argv[1:]:
+            if len(shown) >= 128:
+                break
+            shown += f"'{_preview(arg[: 128 - len(shown)])}' "
+        return ReplyError(f"ERR unknown command '{_preview(argv[0])}', with args beginning with: {shown}")
+
+    def _subcommand(self, cmd: Command, argv: list[bytes]) -> Command:
+        if len(argv) < 2:
+            raise ReplyError(f"ERR wrong number of arguments for '{cmd.name}' command")
+        sub = cmd.subcommands.get(argv[1].lower())
+        if sub is None:
+            raise ReplyError(
+                f"ERR unknown subcommand '{_preview(argv[1])}'. Try {cmd.name.upper()} HELP."
+            )
+        return sub
+
+    def _count_error(self, error: ReplyError) -> None:
+        self.stats["total_error_replies"] += 1
+        self.error_stats[error.code] += 1
+
+    # -- propagation ---------------------------------------------------------------------------
+
+    def _flush_propagation(self, cmd: Command) -> None:
+        entries = self._propagating
+        self._propagating = []
+        if not self.propagation_sinks:
+            return
+        by_db: list[list[bytes]] = []
+        db_index = entries[0][0]
+        wrap = len(entries) > 1
+        if wrap:
+            by_db.append([b"MULTI"])
+        for index, argv in entries:
+            if index != db_index:
+                by_db.append([b"SELECT", str(index).encode()])
+                db_index = index
+            by_db.append(argv)
+        if wrap:
+            by_db.append([b"EXEC"])
+        for sink in self.propagation_sinks:
+            sink(entries[0][0], by_db)
+
+    def propagate(self, db_index: int, argv: list[bytes]) -> None:
+        """Propagate a write that no command made (key expiry, eviction)."""
+        self._propagating.append((db_index, argv))
+        if self._depth == 0:
+            self._flush_propagation(COMMANDS[b"del"])
+
+    # -- signals from the keyspace -------------------------------------------------------------
+
+    def signal_modified(self, db: Database, key: bytes) -> None:
+        """A key changed: invalidate WATCHes on it and count a change for persistence."""
+        self.dirty += 1
+        if self.watchers:
+            watchers = self.watchers.get((db.index, key))
+            if watchers:
+                for client in watchers:
+                    client.watch_dirty = True
+
+    def signal_ready(self, db: Database, key: bytes) -> None:
+        """A key may now serve blocked clients (list/zset push, stream append, deletion)."""
+        if self.blocking.waiting:
+            self.blocking.signal_ready(db.index, key)
+
+    def key_created(self, db: Database, key: bytes, value: Any) -> None:
+        if self.blocking.waiting:
+            self.blocking.signal_ready(db.index, key)
+
+    def key_deleted(self, db: Database, key: bytes, value: Any) -> None:
+        pass
+
+    def key_expired(self, db: Database, key: bytes, value: Any) -> None:
+        self.stats["expired_keys"] += 1
+        self.signal_modified(db, key)
+        self.notify(notifications.EXPIRED, b"expired", key, db.index)
+        self.propagate(db.index, [b"DEL", key])
+
+    def database_cleared(self, db: Database, old: dict[bytes, Any]) -> None:
+        if self.watchers:
+            for index, key in list(self.watchers):
+                if index == db.index and key in old:
+                    for client in self.watchers[(index, key)]:
+                        client.watch_dirty = True
+
+    def watch(self, client: Client, key: bytes) -> None:
+        slot = (client.db.index, key)
+        if slot not in client.watched:
+            client.watched.add(slot)
+            self.watchers.setdefault(slot, set()).add(client)
+
+    def unwatch_all(self, client: Client) -> None:
+        for slot in client.watched:
+            watchers = self.watchers.get(slot)
+            if watchers is not None:
+                watchers.discard(client)
+                if not watchers:
+                    del self.watchers[slot]
+        client.watched.clear()
+        client.watch_dirty = False
+
+    # -- keyspace notifications ----------------------------------------------------------------
+
+    def _set_notify_flags(self, text: str) -> None:
+        flags = notifications.parse_flags(text)
+        self.notify_flags = flags or 0
+
+    def notify(self, kind: int, event: bytes, key: bytes, db_index: int) -> None:
+        """Publish a keyspace and/or keyevent message if the configuration asks for class ``kind``."""
+        flags = self.notify_flags
+        if not flags & kind:
+            return
+        if flags & notifications.KEYSPACE:
+            self.pubsub.publish(b"__keyspace@%d__:%s" % (db_index, key), event)
+        if flags & notifications.KEYEVENT:
+            self.pubsub.publish(b"__keyevent@%d__:%s" % (db_index, event), key)
+
+    # -- periodic work -------------------------------------------------------------------------
+
+    def cron(self) -> None:
+        """Run ``hz`` times a second: active expiry within a time budget (25% of the period, as Redis)."""
+        self.now_ms = int(time.time() * 1000)
+        hz = max(1, self.config["hz"])
+        budget = time.perf_counter() + 0.25 / hz
+        for db in self.dbs:
+            if db.expires:
+                db.active_expire(lambda: time.perf_counter() > budget)
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+
+
+def _preview(arg: bytes) -> str:
+    text = arg[:128].decode("utf-8", "replace")
+    return text
+
+
+__all__ = ["Broker", "load_command_modules", "registry"]

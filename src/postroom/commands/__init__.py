@@ -1,0 +1,1 @@
+"""Command families, one module each; every module registers its commands in :mod:`.registry`."""

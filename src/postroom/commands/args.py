@@ -1,0 +1,70 @@
+"""Argument parsing shared by every command family, with Redis's exact error texts."""
+
+from __future__ import annotations
+
+import math
+
+from ..protocol.replies import ReplyError
+
+SYNTAX_ERROR = ReplyError("ERR syntax error")
+NOT_INTEGER = ReplyError("ERR value is not an integer or out of range")
+NOT_FLOAT = ReplyError("ERR value is not a valid float")
+OUT_OF_RANGE_TIMEOUT = ReplyError("ERR timeout is out of range")
+NEGATIVE_TIMEOUT = ReplyError("ERR timeout is negative")
+NOT_FLOAT_TIMEOUT = ReplyError("ERR timeout is not a float or out of range")
+
+LLONG_MIN = -(2**63)
+LLONG_MAX = 2**63 - 1
+
+
+def parse_int(arg: bytes, error: ReplyError = NOT_INTEGER) -> int:
+    """A signed 64-bit integer in Redis's strict form (no spaces, no '+', no leading zeros)."""
+    try:
+        value = int(arg)
+    except ValueError:
+        raise error
+    # int() accepts ' 1', '+1', '1_000' and '01'; string2ll does not.
+    if not arg or arg[0] in b" +\t\n\r\x0b\x0c" or arg[-1] in b" \t\n\r\x0b\x0c" or b"_" in arg:
+        raise error
+    if len(arg) > 1 and (arg[0] == 0x30 or (arg[0] == 0x2D and arg[1] == 0x30)):
+        raise error
+    if not LLONG_MIN <= value <= LLONG_MAX:
+        raise error
+    return value
+
+
+def parse_float(arg: bytes, error: ReplyError = NOT_FLOAT) -> float:
+    """A double as strtod reads it: ``inf``/``-inf`` allowed, NaN and trailing garbage not."""
+    text = arg
+    if not text or text[0] in b" \t\n\r" or text[-1] in b" \t\n\r" or b"_" in text:
+        raise error
+    try:
+        value = float(text)
+    except ValueError:
+        raise error
+    if math.isnan(value):
+        raise error
+    return value
+
+
+def parse_timeout_seconds(arg: bytes) -> int:
+    """Blocking-command timeout in seconds (float allowed) -> milliseconds; 0 waits forever."""
+    try:
+        value = float(arg)
+    except ValueError:
+        raise NOT_FLOAT_TIMEOUT
+    if math.isnan(value) or math.isinf(value) or b"_" in arg:
+        raise NOT_FLOAT_TIMEOUT
+    if value < 0:
+        raise NEGATIVE_TIMEOUT
+    ms = int(value * 1000)
+    if ms > LLONG_MAX // 2:
+        raise OUT_OF_RANGE_TIMEOUT
+    if value > 0 and ms == 0:
+        ms = 1
+    return ms
+
+
+def upper(arg: bytes) -> bytes:
+    """Option names are case-insensitive."""
+    return arg.upper()

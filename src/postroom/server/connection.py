@@ -1,0 +1,161 @@
+"""One network connection: bytes from the socket to the broker and replies back.
+
+The :class:`Connection` is an ``asyncio.Protocol``: ``data_received`` feeds the request reader and
+runs every complete request before writing all their replies with one ``transport.write``
+(pipelining costs one syscall per read, not per command). A blocked client stops running
+requests; what it sends meanwhile waits in the reader until the broker serves it. A protocol
+error answers Redis's error and closes this connection only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..protocol.reader import ProtocolError, QueryBufferLimit, RequestReader
+
+if TYPE_CHECKING:
+    from ..broker import Broker
+    from ..client import Client
+
+log = logging.getLogger("postroom.server")
+
+
+class Connection(asyncio.Protocol):
+    """A client connection over TCP or a unix socket."""
+
+    __slots__ = ("broker", "server", "client", "transport", "reader", "_flush_scheduled", "_closing")
+
+    def __init__(self, broker: Broker, server: object) -> None:
+        self.broker = broker
+        self.server = server
+        self.client: Client | None = None
+        self.transport: asyncio.Transport | None = None
+        self.reader: RequestReader | None = None
+        self._flush_scheduled = False
+        self._closing = False
+
+    # -- asyncio.Protocol ------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        local = transport.get_extra_info("sockname")
+        kind = "unix" if isinstance(peer, str) or peer is None or peer == "" else "tcp"
+        broker = self.broker
+        if len(broker.clients) >= broker.config["maxclients"]:
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            self._closing = True
+            return
+        client = broker.connect(kind, _format_addr(peer), _format_addr(local), sock.fileno() if sock else -1)
+        client.flush_soon = self._schedule_flush
+        client.close_connection = self._close_from_broker
+        self.client = client
+        config = broker.config
+        self.reader = RequestReader(
+            max_bulk_len=config["proto-max-bulk-len"],
+            max_query_buffer=config["client-query-buffer-limit"],
+            authenticated=client.authenticated,
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        reader = self.reader
+        assert reader is not None
+        try:
+            reader.feed(data)
+        except QueryBufferLimit:
+            log.warning("Closing client that reached max query buffer length: id=%s", self.client.id)  # type: ignore[union-attr]
+            self._abort()
+            return
+        self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closing = True
+        if self.client is not None:
+            self.broker.disconnect(self.client)
+
+    def pause_writing(self) -> None:  # the kernel buffer is full; output accumulates in the transport
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # -- request processing ----------------------------------------------------------------
+
+    def _process(self) -> None:
+        client = self.client
+        reader = self.reader
+        assert client is not None and reader is not None
+        execute = self.broker.execute
+        try:
+            while client.waiter is None and not client.close_after_reply:
+                request = reader.next_request()
+                if request is None:
+                    break
+                reader.authenticated = client.authenticated
+                execute(client, request)
+        except ProtocolError as error:
+            client.out.append(b"-ERR " + error.message.encode() + b"\r\n")
+            client.close_after_reply = True
+        except QueryBufferLimit:
+            self._abort()
+            return
+        self._flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closing:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def _deferred_flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closing:
+            return
+        client = self.client
+        if client is not None and client.waiter is None and self.reader is not None and self.reader.buffered:
+            self._process()  # a served blocked client runs the requests that waited
+        else:
+            self._flush()
+
+    def _flush(self) -> None:
+        client = self.client
+        transport = self.transport
+        assert client is not None and transport is not None
+        if client.out:
+            out = client.out
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            transport.write(data)
+        if client.close_after_reply:
+            self._closing = True
+            transport.close()
+
+    def _close_from_broker(self) -> None:
+        """CLIENT KILL, QUIT, SHUTDOWN: flush what is queued, then close."""
+        if self.client is not None:
+            self.client.close_after_reply = True
+            self._schedule_flush()
+
+    def _abort(self) -> None:
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def output_buffer_size(self) -> int:
+        transport = self.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+
+def _format_addr(addr: object) -> str:
+    if isinstance(addr, tuple) and len(addr) >= 2:
+        host = str(addr[0])
+        return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+    if isinstance(addr, str):
+        return addr
+    return ""

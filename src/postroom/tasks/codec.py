@@ -1,0 +1,32 @@
+"""Serialisation of task arguments, results and job envelopes.
+
+msgpack is used because it is fast, compact and cannot execute code on
+decode (unlike pickle): a worker must be able to read a job sent by any
+client without trusting it.  Tuples come back as lists, which is the usual
+price of a language-neutral format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+
+class CodecError(TypeError):
+    """Raised when a value cannot be encoded (e.g. an arbitrary object)."""
+
+
+def dumps(value: Any) -> bytes:
+    """Encode *value*; raise CodecError with the offending type on failure."""
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise CodecError(f"cannot encode {type(value).__name__} for a job: {exc}") from exc
+
+
+def loads(data: bytes | None) -> Any:
+    """Decode bytes produced by :func:`dumps`; ``None`` decodes to ``None``."""
+    if data is None:
+        return None
+    return msgpack.unpackb(data, raw=False, strict_map_key=False)

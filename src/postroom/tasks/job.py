@@ -1,0 +1,144 @@
+"""Job handles (what a caller holds) and messages (what a worker runs)."""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import codec
+from .errors import JobCancelled, JobFailed, TaskError
+from .keys import GROUP
+
+if TYPE_CHECKING:
+    from .app import App
+
+#: States after which a job never changes again (until its record expires).
+TERMINAL = frozenset({"finished", "buried", "cancelled"})
+
+_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("postroom_current_job", default=None)
+
+
+def current_job() -> Job:
+    """The job the calling task is running for (to report progress)."""
+    job = _current.get()
+    if job is None:
+        raise TaskError("current_job() called outside a running task")
+    return job
+
+
+class Job:
+    """A handle on one job, usable from any process."""
+
+    def __init__(self, app: App, job_id: str, queue: str) -> None:
+        self.app = app
+        self.id = job_id
+        self.queue = queue
+        self._keys = app.keys(queue)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} queue={self.queue}>"
+
+    def _info(self) -> list[Any]:
+        k = self._keys
+        return self.app.scripts.status(keys=[k.job(self.id), *[k.stream(p) for p in range(3)]], args=[GROUP])
+
+    def status(self) -> str | None:
+        """scheduled, queued, running, retrying, finished, buried, cancelled,
+        or None once the record expired (or never existed)."""
+        state = self._info()[0]
+        return state.decode() if state is not None else None
+
+    def info(self) -> dict[str, Any]:
+        """State, result, error, traceback and last reported progress."""
+        state, result, error, tb, progress = self._info()
+        return {
+            "status": state.decode() if state is not None else None,
+            "result": codec.loads(result),
+            "error": error.decode() if error else None,
+            "traceback": tb.decode() if tb else None,
+            "progress": codec.loads(progress),
+        }
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to finish and return its result.
+
+        Waiting is a blocking pop on a per-job list the finisher pushes to, so
+        the caller learns the outcome as soon as it is recorded, without
+        polling.  Raises JobFailed, JobCancelled or TimeoutError.
+        """
+        client = self.app.client
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self.app.scripts.wait(keys=[self._keys.job(self.id)], args=[int(self.app.record_ttl * 1000)])
+            if state is not None and state.decode() in TERMINAL:
+                return self._outcome()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
+            # BLPOP takes whole or fractional seconds; 0 would mean forever.
+            popped = client.blpop([self._keys.done(self.id)], timeout=1.0 if left is None else max(left, 0.01))
+            if popped is not None:
+                # Put the token back so that other waiters on the job wake too.
+                client.rpush(self._keys.done(self.id), b"1")
+
+    def _outcome(self) -> Any:
+        info = self.info()
+        if info["status"] == "finished":
+            return info["result"]
+        if info["status"] == "cancelled":
+            raise JobCancelled(f"job {self.id} was cancelled")
+        raise JobFailed(self.id, info["error"] or "", info["traceback"] or "")
+
+    def cancel(self) -> str | None:
+        """Cancel the job: a waiting job is removed at once ("cancelled"); a
+        running one is interrupted by its worker ("cancelling")."""
+        k = self._keys
+        state = self.app.scripts.cancel(
+            keys=[k.job(self.id), k.delayed, k.cancel, *[k.stream(p) for p in range(3)], k.done(self.id)],
+            args=[self.id, GROUP, int(time.time() * 1000), int(self.app.result_ttl * 1000)],
+        )
+        return state.decode() if state is not None else None
+
+    def progress(self, value: Any) -> None:
+        """Record progress (any encodable value), e.g. from inside the task."""
+        self.app.client.hset(self._keys.job(self.id), "prog", codec.dumps(value))
+
+
+@dataclass
+class Message:
+    """One delivery of a job to a worker."""
+
+    queue: str
+    queue_index: int
+    stream: str
+    entry_id: bytes
+    envelope: bytes
+    job_id: str = ""
+    task: str = ""
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    meta: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    reclaimed: bool = False
+    # Set by the worker while the job runs.
+    started: float = 0.0
+    soft_deadline: float | None = None
+    hard_deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        self.job_id, self.task, self.args, self.kwargs, self.attempt, self.meta = codec.loads(self.envelope)
+        self.priority = int(self.stream.rsplit(":s", 1)[1])
+
+    @classmethod
+    def broken(cls, queue: str, queue_index: int, stream: str, entry_id: bytes) -> Message:
+        """A stand-in for an entry that cannot be decoded, so it can be buried."""
+        env = envelope(entry_id.decode(), "", [], {}, 1, {})
+        return cls(queue, queue_index, stream, entry_id, env)
+
+
+def envelope(job_id: str, task: str, args: Any, kwargs: dict[str, Any], attempt: int, meta: dict[str, Any]) -> bytes:
+    """The encoded job as stored in a stream entry or a scheduled record."""
+    return codec.dumps([job_id, task, list(args), kwargs, attempt, meta])

@@ -1,0 +1,257 @@
+"""Lua scripts for every state change that must be atomic.
+
+Each script touches only keys of one queue (they share the queue's hash tag)
+and declares all of them in KEYS, so they run unchanged on a single server
+and on a Redis Cluster.  Batch variants take many jobs per call because one
+EVALSHA per batch is what makes enqueueing and acknowledging cheap.
+
+Job record (hash ``{tag}:j:<id>``) fields:
+  st  state: scheduled | queued | retrying | finished | failed | buried | cancelled
+  t   task name          pr  priority level      e  stream entry id while queued
+  p   envelope while scheduled (the stream holds it while queued)
+  r   encoded result     err error text          tb traceback
+  w   set when a client waits for the result (the finisher then pushes to ``done``)
+  n   attempt number     f   finish time (ms)    prog progress (encoded)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Shared Lua helpers, prepended to the scripts that need them.
+_NOTIFY = """
+local function notify(jobkey, donekey, ttl)
+  if redis.call('HEXISTS', jobkey, 'w') == 1 then
+    redis.call('RPUSH', donekey, '1')
+    redis.call('PEXPIRE', donekey, ttl)
+  end
+end
+local function wake(delayed, wakekey, score)
+  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+  if first[2] == nil or tonumber(first[2]) >= tonumber(score) then
+    redis.call('LPUSH', wakekey, '1')
+    redis.call('LTRIM', wakekey, 0, 0)
+  end
+end
+"""
+
+# KEYS: stream, delayed, wake, then (job, unique) per job.
+# ARGV: now_ms, record_ttl_ms, priority, then (id, task, envelope, due_ms, unique_ms) per job.
+# Returns the id of each job: the existing job's id when a unique key deduplicated it.
+ENQUEUE = _NOTIFY + """
+local now, ttl, prio = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local out = {}
+local n = (#ARGV - 3) / 5
+for i = 0, n - 1 do
+  local a = 4 + i * 5
+  local id, task, env, due, uniq = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
+  local jobkey, ukey = KEYS[4 + i * 2], KEYS[5 + i * 2]
+  local existing = false
+  if uniq > 0 then
+    existing = redis.call('GET', ukey)
+    if not existing then redis.call('SET', ukey, id, 'PX', uniq) end
+  end
+  if existing then
+    out[#out + 1] = existing
+  else
+    if due > now then
+      wake(KEYS[2], KEYS[3], due)
+      redis.call('ZADD', KEYS[2], due, id)
+      redis.call('HSET', jobkey, 'st', 'scheduled', 't', task, 'pr', prio, 'p', env)
+    else
+      local eid = redis.call('XADD', KEYS[1], '*', 'j', env)
+      redis.call('HSET', jobkey, 'st', 'queued', 't', task, 'pr', prio, 'e', eid)
+    end
+    redis.call('PEXPIRE', jobkey, ttl)
+    out[#out + 1] = id
+  end
+end
+return out
+"""
+
+# KEYS: delayed, stream p0, p1, p2, then one job record per id.
+# ARGV: now_ms, ids...   Moves due jobs to their stream; returns
+# {moved, next_due_ms or false}.  Re-checking the score makes concurrent
+# schedulers harmless: a job is moved by whoever removes it first.
+PROMOTE = """
+local now = tonumber(ARGV[1])
+local moved = 0
+for i = 2, #ARGV do
+  local id, jobkey = ARGV[i], KEYS[3 + i]
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if score and tonumber(score) <= now then
+    redis.call('ZREM', KEYS[1], id)
+    local env = redis.call('HGET', jobkey, 'p')
+    if env then
+      local prio = tonumber(redis.call('HGET', jobkey, 'pr') or '0')
+      local eid = redis.call('XADD', KEYS[2 + prio], '*', 'j', env)
+      redis.call('HSET', jobkey, 'st', 'queued', 'e', eid)
+      redis.call('HDEL', jobkey, 'p')
+      moved = moved + 1
+    end
+  end
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {moved, first[2] or false}
+"""
+
+# KEYS: stream, delayed, dead, wake, cancel, then (job, done) per job.
+# ARGV: group, now_ms, result_ttl_ms, dead_maxlen, then
+#       (entry_id, job_id, outcome, a, b, c) per job, where outcome is
+#   ok       a=result
+#   retry    a=new envelope, b=due_ms, c=error          (back to the delayed set)
+#   bury     a=envelope, b=error, c=traceback           (dead-letter stream)
+#   cancel                                              (cancelled while running)
+#   requeue  a=envelope                                 (handed back on shutdown)
+# An entry that is no longer pending was finished by another delivery (a
+# reclaimed duplicate): its outcome is dropped so the record stays consistent.
+FINISH = _NOTIFY + """
+local group, now, ttl, deadmax = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local done = 0
+local n = (#ARGV - 4) / 6
+for i = 0, n - 1 do
+  local a = 5 + i * 6
+  local eid, id, outcome = ARGV[a], ARGV[a+1], ARGV[a+2]
+  local jobkey, donekey = KEYS[6 + i * 2], KEYS[7 + i * 2]
+  if redis.call('XACK', KEYS[1], group, eid) == 1 then
+    redis.call('XDEL', KEYS[1], eid)
+    redis.call('SREM', KEYS[5], id)
+    done = done + 1
+    if outcome == 'ok' then
+      redis.call('HSET', jobkey, 'st', 'finished', 'r', ARGV[a+3], 'f', now)
+      redis.call('HDEL', jobkey, 'e')
+      redis.call('PEXPIRE', jobkey, ttl)
+      notify(jobkey, donekey, ttl)
+    elseif outcome == 'retry' then
+      wake(KEYS[2], KEYS[4], ARGV[a+4])
+      redis.call('ZADD', KEYS[2], ARGV[a+4], id)
+      redis.call('HSET', jobkey, 'st', 'retrying', 'p', ARGV[a+3], 'err', ARGV[a+5])
+      redis.call('HDEL', jobkey, 'e')
+    elseif outcome == 'bury' then
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', deadmax, '*', 'id', id, 'j', ARGV[a+3],
+                 'err', ARGV[a+4], 'tb', ARGV[a+5], 'at', now)
+      redis.call('HSET', jobkey, 'st', 'buried', 'err', ARGV[a+4], 'tb', ARGV[a+5], 'f', now)
+      redis.call('HDEL', jobkey, 'e')
+      redis.call('PEXPIRE', jobkey, ttl)
+      notify(jobkey, donekey, ttl)
+    elseif outcome == 'cancel' then
+      redis.call('HSET', jobkey, 'st', 'cancelled', 'f', now)
+      redis.call('HDEL', jobkey, 'e')
+      redis.call('PEXPIRE', jobkey, ttl)
+      notify(jobkey, donekey, ttl)
+    elseif outcome == 'requeue' then
+      local new = redis.call('XADD', KEYS[1], '*', 'j', ARGV[a+3])
+      redis.call('HSET', jobkey, 'e', new)
+    end
+  end
+end
+return done
+"""
+
+# KEYS: job, delayed, cancel, stream p0, p1, p2, done.   ARGV: id, group, now_ms, ttl_ms
+# Returns the state after the call: cancelled, cancelling (running: the
+# worker stops it) or the unchanged terminal state.
+CANCEL = _NOTIFY + """
+local st = redis.call('HGET', KEYS[1], 'st')
+if not st then return false end
+local function cancelled()
+  redis.call('HSET', KEYS[1], 'st', 'cancelled', 'f', ARGV[3])
+  redis.call('HDEL', KEYS[1], 'p', 'e')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  notify(KEYS[1], KEYS[7], ARGV[4])
+  return 'cancelled'
+end
+if st == 'scheduled' or st == 'retrying' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return cancelled()
+end
+if st == 'queued' then
+  local eid = redis.call('HGET', KEYS[1], 'e')
+  local stream = KEYS[4 + tonumber(redis.call('HGET', KEYS[1], 'pr') or '0')]
+  if #redis.call('XPENDING', stream, ARGV[2], eid, eid, 1) > 0 then
+    redis.call('SADD', KEYS[3], ARGV[1])
+    return 'cancelling'
+  end
+  redis.call('XDEL', stream, eid)
+  return cancelled()
+end
+return st
+"""
+
+# KEYS: job, stream p0, p1, p2.  ARGV: group
+# Returns {state, result, error, traceback, progress}; a queued job whose entry
+# is pending in the group is reported as running.
+STATUS = """
+local v = redis.call('HMGET', KEYS[1], 'st', 'r', 'err', 'tb', 'prog', 'e', 'pr')
+if v[1] == 'queued' and v[6] then
+  local stream = KEYS[2 + tonumber(v[7] or '0')]
+  if #redis.call('XPENDING', stream, ARGV[1], v[6], v[6], 1) > 0 then v[1] = 'running' end
+end
+return {v[1], v[2], v[3], v[4], v[5]}
+"""
+
+# KEYS: job.  ARGV: record_ttl_ms.  Marks a waiter unless the job is already
+# over, atomically with respect to FINISH so that no wake-up is lost.  A job
+# not created yet (a later step of a chain) gets a waiter-only record that
+# expires like any other.  Returns the state.
+WAIT = """
+local st = redis.call('HGET', KEYS[1], 'st')
+if st == 'finished' or st == 'buried' or st == 'cancelled' then return st end
+redis.call('HSET', KEYS[1], 'w', '1')
+if not st then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return st
+"""
+
+# KEYS: rate key.  ARGV: limit, period_ms, now_ms.
+# GCRA (a token bucket kept as one timestamp): returns 0 when the call may
+# run now, else the number of milliseconds to wait.
+RATE = """
+local limit, period, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval = period / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - period - now
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
+return 0
+"""
+
+# KEYS: dead, stream, job.  ARGV: dead entry id, envelope, priority, ttl_ms
+# Moves one buried job back to its queue as a fresh attempt.
+REQUEUE_DEAD = """
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return false end
+local eid = redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
+redis.call('HSET', KEYS[3], 'st', 'queued', 'e', eid, 'pr', ARGV[3])
+redis.call('HDEL', KEYS[3], 'r', 'err', 'tb', 'f', 'p')
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return eid
+"""
+
+_ALL = {
+    "enqueue": ENQUEUE,
+    "promote": PROMOTE,
+    "finish": FINISH,
+    "cancel": CANCEL,
+    "status": STATUS,
+    "wait": WAIT,
+    "rate": RATE,
+    "requeue_dead": REQUEUE_DEAD,
+}
+
+
+class Scripts:
+    """The scripts registered on one client (EVALSHA with EVAL fallback)."""
+
+    def __init__(self, client: Any) -> None:
+        for name, text in _ALL.items():
+            setattr(self, name, client.register_script(text))
+
+    enqueue: Any
+    promote: Any
+    finish: Any
+    cancel: Any
+    status: Any
+    wait: Any
+    rate: Any
+    requeue_dead: Any

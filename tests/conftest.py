@@ -1,0 +1,90 @@
+"""Shared fixtures: a postroom server, the oracle redis-server, redis-py clients over RESP2 and RESP3,
+and ``diff``, which sends the same commands to both servers and asserts identical raw replies."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+import redis.asyncio
+
+from .support.resp import RawClient, Reply, unordered
+from .support.servers import REDIS_SERVER, OracleServer, PostroomThread
+
+
+@pytest.fixture(scope="session")
+def postroom_server():
+    server = PostroomThread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def oracle_server():
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server (the oracle) is not installed: apt-get install redis-server")
+    server = OracleServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def protocol(request) -> int:
+    return request.param
+
+
+@pytest.fixture
+def r(postroom_server, protocol):
+    """A redis-py client on a flushed postroom, once over RESP2 and once over RESP3."""
+    client = redis.Redis(port=postroom_server.port, protocol=protocol)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def ar(postroom_server, protocol):
+    client = redis.asyncio.Redis(port=postroom_server.port, protocol=protocol)
+    await client.flushall()
+    yield client
+    await client.aclose()
+
+
+class Differential:
+    """Runs the same commands on postroom and on redis-server and compares the raw replies."""
+
+    def __init__(self, ours: RawClient, theirs: RawClient) -> None:
+        self.ours = ours
+        self.theirs = theirs
+
+    def hello(self, version: int) -> None:
+        self.ours.call("HELLO", version)
+        self.theirs.call("HELLO", version)
+
+    def both(self, *args) -> tuple[Reply, Reply]:
+        return self.ours.call(*args), self.theirs.call(*args)
+
+    def check(self, *args, sort: bool = False) -> Reply:
+        """Assert both servers give the same reply to ``args``; return it."""
+        ours, theirs = self.both(*args)
+        if sort:
+            ours, theirs = unordered(ours), unordered(theirs)
+        assert ours == theirs, f"{args!r}: postroom {ours!r} != redis {theirs!r}"
+        return ours
+
+    def check_all(self, commands: list[tuple], sort: bool = False) -> None:
+        for command in commands:
+            self.check(*command, sort=sort)
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def diff(request, postroom_server, oracle_server):
+    """A :class:`Differential` over flushed servers, in RESP2 and in RESP3."""
+    ours, theirs = RawClient(postroom_server.port), RawClient(oracle_server.port)
+    d = Differential(ours, theirs)
+    d.check("FLUSHALL")
+    if request.param == 3:
+        ours.call("HELLO", 3)
+        theirs.call("HELLO", 3)
+    yield d
+    ours.close()
+    theirs.close()
