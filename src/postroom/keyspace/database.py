@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.replies import ReplyError
+from .scan import ScanOrder
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -42,7 +43,7 @@ def type_name(value: Any) -> str:
 class Database:
     """Keys, values and expiry times of one numbered database (``SELECT n``)."""
 
-    __slots__ = ("index", "data", "expires", "_heap", "broker", "avg_ttl")
+    __slots__ = ("index", "data", "expires", "_heap", "broker", "avg_ttl", "scan_order")
 
     def __init__(self, index: int, broker: Broker) -> None:
         self.index = index
@@ -51,6 +52,7 @@ class Database:
         self.expires: dict[bytes, int] = {}  # key -> absolute deadline in unix milliseconds
         self._heap: list[tuple[int, bytes]] = []
         self.avg_ttl = 0
+        self.scan_order = ScanOrder()  # SCAN cursors; told of every key created or removed
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -98,11 +100,15 @@ class Database:
         if not keep_ttl and key in self.expires:
             del self.expires[key]
         if created:
+            if self.scan_order.index is not None:
+                self.scan_order.added(key)
             self.broker.key_created(self, key, value)
 
     def add(self, key: bytes, value: Any) -> None:
         """Store ``value`` at a key known not to exist (after :meth:`get` returned ``None``)."""
         self.data[key] = value
+        if self.scan_order.index is not None:
+            self.scan_order.added(key)
         self.broker.key_created(self, key, value)
 
     def delete(self, key: bytes) -> bool:
@@ -111,6 +117,8 @@ class Database:
         if value is None:
             return False
         deadline = self.expires.pop(key, None)
+        if self.scan_order.index is not None:
+            self.scan_order.removed(key)
         self.broker.key_deleted(self, key, value)
         return deadline is None or deadline > self.broker.now_ms
 
@@ -144,6 +152,7 @@ class Database:
         self.data = {}
         self.expires = {}
         self._heap = []
+        self.scan_order.cleared()
         self.broker.database_cleared(self, old)
         return removed
 
@@ -152,12 +161,15 @@ class Database:
         self.data, other.data = other.data, self.data
         self.expires, other.expires = other.expires, self.expires
         self._heap, other._heap = other._heap, self._heap
+        self.scan_order, other.scan_order = other.scan_order, self.scan_order
 
     # -- expiry --------------------------------------------------------------------------------
 
     def _expire_key(self, key: bytes) -> None:
         value = self.data.pop(key)
         del self.expires[key]
+        if self.scan_order.index is not None:
+            self.scan_order.removed(key)
         self.broker.key_expired(self, key, value)
 
     def active_expire(self, deadline: Callable[[], bool]) -> int:

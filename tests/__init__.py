@@ -1,0 +1,1 @@
+"""postroom tests (a package so that conftest.py can import tests.support)."""
