@@ -14,6 +14,9 @@ from .keys import GROUP
 if TYPE_CHECKING:
     from .app import App
 
+#: Longest single blocking wait: below redis-py's default socket timeout (5 s).
+WAIT_SLICE = 2.0
+
 #: States after which a job never changes again (until its record expires).
 TERMINAL = frozenset({"finished", "buried", "cancelled"})
 
@@ -77,8 +80,8 @@ class Job:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
-            # BLPOP takes whole or fractional seconds; 0 would mean forever.
-            popped = client.blpop([self._keys.done(self.id)], timeout=1.0 if left is None else max(left, 0.01))
+            # Waits are sliced below redis-py's default 5 s socket timeout.
+            popped = client.blpop([self._keys.done(self.id)], timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE))
             if popped is not None:
                 # Put the token back so that other waiters on the job wake too.
                 client.rpush(self._keys.done(self.id), b"1")

@@ -19,12 +19,16 @@ from __future__ import annotations
 from typing import Any
 
 # Shared Lua helpers, prepended to the scripts that need them.
-_NOTIFY = """
+_HELPERS = """
 local function notify(jobkey, donekey, ttl)
   if redis.call('HEXISTS', jobkey, 'w') == 1 then
     redis.call('RPUSH', donekey, '1')
     redis.call('PEXPIRE', donekey, ttl)
   end
+end
+local function pending(stream, group, eid)
+  local ok, found = pcall(redis.call, 'XPENDING', stream, group, eid, eid, 1)
+  return ok and #found > 0
 end
 local function wake(delayed, wakekey, score)
   local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
@@ -38,7 +42,7 @@ end
 # KEYS: stream, delayed, wake, then (job, unique) per job.
 # ARGV: now_ms, record_ttl_ms, priority, then (id, task, envelope, due_ms, unique_ms) per job.
 # Returns the id of each job: the existing job's id when a unique key deduplicated it.
-ENQUEUE = _NOTIFY + """
+ENQUEUE = _HELPERS + """
 local now, ttl, prio = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local out = {}
 local n = (#ARGV - 3) / 5
@@ -105,7 +109,7 @@ return {moved, first[2] or false}
 #   requeue  a=envelope                                 (handed back on shutdown)
 # An entry that is no longer pending was finished by another delivery (a
 # reclaimed duplicate): its outcome is dropped so the record stays consistent.
-FINISH = _NOTIFY + """
+FINISH = _HELPERS + """
 local group, now, ttl, deadmax = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local done = 0
 local n = (#ARGV - 4) / 6
@@ -151,7 +155,7 @@ return done
 # KEYS: job, delayed, cancel, stream p0, p1, p2, done.   ARGV: id, group, now_ms, ttl_ms
 # Returns the state after the call: cancelled, cancelling (running: the
 # worker stops it) or the unchanged terminal state.
-CANCEL = _NOTIFY + """
+CANCEL = _HELPERS + """
 local st = redis.call('HGET', KEYS[1], 'st')
 if not st then return false end
 local function cancelled()
@@ -168,7 +172,7 @@ end
 if st == 'queued' then
   local eid = redis.call('HGET', KEYS[1], 'e')
   local stream = KEYS[4 + tonumber(redis.call('HGET', KEYS[1], 'pr') or '0')]
-  if #redis.call('XPENDING', stream, ARGV[2], eid, eid, 1) > 0 then
+  if pending(stream, ARGV[2], eid) then
     redis.call('SADD', KEYS[3], ARGV[1])
     return 'cancelling'
   end
@@ -181,11 +185,11 @@ return st
 # KEYS: job, stream p0, p1, p2.  ARGV: group
 # Returns {state, result, error, traceback, progress}; a queued job whose entry
 # is pending in the group is reported as running.
-STATUS = """
+STATUS = _HELPERS + """
 local v = redis.call('HMGET', KEYS[1], 'st', 'r', 'err', 'tb', 'prog', 'e', 'pr')
 if v[1] == 'queued' and v[6] then
   local stream = KEYS[2 + tonumber(v[7] or '0')]
-  if #redis.call('XPENDING', stream, ARGV[1], v[6], v[6], 1) > 0 then v[1] = 'running' end
+  if pending(stream, ARGV[1], v[6]) then v[1] = 'running' end
 end
 return {v[1], v[2], v[3], v[4], v[5]}
 """

@@ -39,7 +39,7 @@ import redis
 from . import registry
 from .blocking import BlockingReader
 from .errors import Delay, HardTimeLimit, JobCancelled, SoftTimeLimit, TaskError
-from .job import Job, Message, _current, envelope
+from .job import WAIT_SLICE, Job, Message, _current, envelope
 from .keys import GROUP, PRIORITY_LEVELS, QueueKeys
 from .middleware import Outcome
 
@@ -150,7 +150,7 @@ class Worker:
         for up to *grace* seconds and hand back the rest, then flush acks."""
         self._stop.set()
         deadline = time.monotonic() + grace
-        fetchers = [t for t in self._threads if t.name.startswith(("fetch-", "sched-"))]
+        fetchers = [t for t in self._threads if t.name.startswith(("postroom-fetch-", "postroom-sched-"))]
         while any(t.is_alive() for t in fetchers) and time.monotonic() < deadline:
             for r in self._readers:
                 r.unblock()
@@ -609,8 +609,8 @@ class Worker:
             (name, args, kwargs, job_id), rest = link[0], link[1:]
             task = self.app.tasks[name]
             self._call_with_retry(
-                lambda t=task, a=args, kw=kwargs, j=job_id, r=rest: t.enqueue(
-                    [((outcome.result, *a), kw)], meta={"link": r} if r else {},
+                lambda t=task, a=args, kw=kwargs, j=job_id, r=rest, o=outcome: t.enqueue(
+                    [((o.result, *a), kw)], meta={"link": r} if r else {},
                     unique_key=f"link:{j}", unique_window=self.app.record_ttl, job_ids=[j],
                 )
             )
@@ -699,7 +699,7 @@ class Worker:
                         self._fire(t, ticks[t.name])
                         ticks[t.name] = t.cron.next_after(max(ticks[t.name], now))
                 next_due = self._promote(k)
-                wake_at = min([time.time() + 5.0, *ticks.values(), *([next_due] if next_due else [])])
+                wake_at = min([time.time() + WAIT_SLICE, *ticks.values(), *([next_due] if next_due else [])])
                 wait = wake_at - time.time()
                 if wait > 0.15:
                     # Server-side timeouts may fire a little late: wake early, finish locally.

@@ -1,0 +1,138 @@
+"""Enqueue, run, results, status, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tasks_helpers import wait_for
+
+from postroom.tasks import JobFailed, current_job
+from postroom.tasks.codec import CodecError
+
+
+def test_delay_runs_and_returns_result(app, start_worker):
+    @app.task
+    def add(a, b):
+        return a + b
+
+    start_worker(app)
+    job = add.delay(2, 3)
+    assert job.result(timeout=10) == 5
+    assert job.status() == "finished"
+
+
+def test_async_task_runs_natively(app, start_worker):
+    @app.task
+    async def slow_double(x):
+        await asyncio.sleep(0.01)
+        return {"x": x * 2}
+
+    start_worker(app)
+    assert slow_double.delay(21).result(timeout=10) == {"x": 42}
+
+
+def test_kwargs_and_nested_values_survive_the_codec(app, start_worker):
+    @app.task
+    def echo(*args, **kwargs):
+        return [args, kwargs]
+
+    start_worker(app)
+    out = echo.delay(1, "two", b"three", [4.5], k={"n": None}).result(timeout=10)
+    assert out == [[1, "two", b"three", [4.5]], {"k": {"n": None}}]
+
+
+def test_unencodable_arguments_are_refused_at_enqueue(app):
+    @app.task
+    def f(x):
+        return x
+
+    with pytest.raises(CodecError):
+        f.delay(object())
+
+
+def test_status_goes_from_queued_to_finished(app, start_worker):
+    @app.task
+    def noop():
+        return None
+
+    job = noop.delay()
+    assert job.status() == "queued"
+    start_worker(app)
+    job.result(timeout=10)
+    assert job.status() == "finished"
+
+
+def test_map_enqueues_a_batch(app, start_worker):
+    @app.task
+    def square(x):
+        return x * x
+
+    jobs = square.map([(i,) for i in range(1200)])
+    assert len({j.id for j in jobs}) == 1200
+    start_worker(app, concurrency=8)
+    assert [j.result(timeout=20) for j in jobs[:5]] == [0, 1, 4, 9, 16]
+    assert jobs[-1].result(timeout=20) == 1199 * 1199
+
+
+def test_acknowledged_entries_are_deleted_and_results_expire(make_app, start_worker):
+    app = make_app(result_ttl=50)
+
+    @app.task
+    def one():
+        return 1
+
+    jobs = one.map([() for _ in range(50)])
+    start_worker(app)
+    for j in jobs:
+        j.result(timeout=10)
+    k = app.keys("default")
+    wait_for(lambda: sum(app.client.xlen(s) for s in k.streams) == 0, what="trimmed streams")
+    ttl = app.client.pttl(k.job(jobs[0].id))
+    assert 0 < ttl <= 50_000
+    assert app.stats() == {"queued": 0, "scheduled": 0, "dead": 0}
+
+
+def test_unknown_task_is_buried_not_lost(make_app, start_worker):
+    producer = make_app()
+
+    @producer.task(name="only.on.producer")
+    def ghost():
+        return 1
+
+    job = ghost.delay()
+    worker_app = make_app()
+    start_worker(worker_app)
+    with pytest.raises(JobFailed, match="unknown task"):
+        job.result(timeout=10)
+    assert [d["task"] for d in worker_app.dead()] == ["only.on.producer"]
+
+
+def test_progress_is_visible_from_outside(app, start_worker):
+    @app.task
+    def report():
+        current_job().progress({"done": 3, "of": 4})
+        return "ok"
+
+    start_worker(app)
+    job = report.delay()
+    assert job.result(timeout=10) == "ok"
+    assert job.info()["progress"] == {"done": 3, "of": 4}
+
+
+def test_many_waiters_all_wake(app, start_worker):
+    import threading
+
+    @app.task
+    def value():
+        return 7
+
+    job = value.delay()
+    results = []
+    waiters = [threading.Thread(target=lambda: results.append(job.result(timeout=10))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    start_worker(app)
+    for t in waiters:
+        t.join(15)
+    assert results == [7, 7, 7]

@@ -1,0 +1,195 @@
+"""Priorities, rate limits, unique jobs, time limits, cancellation, chains and groups."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from tasks_helpers import wait_for
+
+from postroom.tasks import JobCancelled, JobFailed, SoftTimeLimit
+from postroom.tasks.middleware import parse_rate
+
+
+def test_priorities_within_a_queue_and_queue_order(app, start_worker):
+    order = []
+
+    @app.task(queue="low")
+    def low(i):
+        order.append(("low", i))
+
+    @app.task(queue="high")
+    def high(i):
+        order.append(("high", i))
+
+    @app.task(queue="high", priority=2)
+    def urgent(i):
+        order.append(("urgent", i))
+
+    jobs = low.map([(i,) for i in range(3)]) + high.map([(i,) for i in range(3)]) + urgent.map([(0,)])
+    start_worker(app, ["high", "low"], concurrency=1)
+    for j in jobs:
+        j.result(timeout=10)
+    assert order[0] == ("urgent", 0)
+    assert [q for q, _ in order[1:4]] == ["high"] * 3
+    assert [q for q, _ in order[4:]] == ["low"] * 3
+
+
+@pytest.mark.parametrize(("text", "parsed"), [("10/s", (10, 1.0)), ("100/m", (100, 60.0)),
+                                                ("5/10s", (5, 10.0)), ((3, 2.5), (3, 2.5))])
+def test_rate_limit_parsing(text, parsed):
+    assert parse_rate(text) == parsed
+
+
+def test_rate_limit_is_shared_by_all_workers(make_app, start_worker):
+    apps = [make_app(), make_app()]
+    times: list[float] = []
+    for a in apps:
+        @a.task(name="limited", rate_limit="10/s")
+        def limited():
+            times.append(time.monotonic())
+
+    jobs = apps[0].tasks["limited"].map([() for _ in range(20)])
+    for a in apps:
+        start_worker(a)
+    for j in jobs:
+        j.result(timeout=20)
+    times.sort()
+    # A burst of 10 is allowed, then one every 100 ms: 20 calls need ~1 s.
+    assert times[-1] - times[0] >= 0.9
+    for i in range(10, 20):
+        assert times[i] - times[0] >= (i - 10) * 0.1 - 0.05
+
+
+def test_unique_jobs_are_deduplicated_within_the_window(app, start_worker):
+    @app.task(unique=0.5)
+    def once(x):
+        return x
+
+    a, b, c = once.delay(1), once.delay(1), once.delay(2)
+    assert a.id == b.id != c.id
+    time.sleep(0.6)
+    assert once.delay(1).id != a.id
+
+
+def test_soft_time_limit_raises_inside_the_task(app, start_worker):
+    seen = []
+
+    @app.task(soft_timeout=0.2, retries=0)
+    def sleepy():
+        try:
+            for _ in range(500):
+                time.sleep(0.01)
+        except SoftTimeLimit:
+            seen.append("soft")
+            raise
+
+    start_worker(app)
+    with pytest.raises(JobFailed, match="SoftTimeLimit"):
+        sleepy.delay().result(timeout=10)
+    assert seen == ["soft"]
+
+
+def test_hard_time_limit_stops_a_task_that_ignores_interruption(app, start_worker):
+    stop = threading.Event()
+
+    @app.task(timeout=0.3, retries=0)
+    def stubborn():
+        while not stop.is_set():
+            try:
+                time.sleep(0.01)
+            except BaseException:  # noqa: S110 - ignoring interruptions on purpose
+                pass
+
+    @app.task
+    def fine():
+        return "still serving"
+
+    start_worker(app, concurrency=1)
+    started = time.monotonic()
+    with pytest.raises(JobFailed, match="HardTimeLimit"):
+        stubborn.delay().result(timeout=10)
+    assert time.monotonic() - started < 3
+    assert fine.delay().result(timeout=10) == "still serving"
+    stop.set()
+
+
+def test_hard_time_limit_on_async_task(app, start_worker):
+    import asyncio
+
+    @app.task(timeout=0.2, retries=0)
+    async def forever():
+        await asyncio.sleep(30)
+
+    start_worker(app)
+    with pytest.raises(JobFailed, match="HardTimeLimit"):
+        forever.delay().result(timeout=10)
+
+
+def test_cancel_queued_job(app, start_worker):
+    @app.task
+    def never():
+        raise AssertionError("cancelled job ran")
+
+    job = never.delay()
+    assert job.cancel() == "cancelled"
+    with pytest.raises(JobCancelled):
+        job.result(timeout=1)
+    start_worker(app)
+    assert job.status() == "cancelled"
+
+
+def test_cancel_running_job(app, start_worker):
+    running = threading.Event()
+
+    @app.task
+    def long():
+        running.set()
+        for _ in range(1000):
+            time.sleep(0.01)
+        return "finished anyway"
+
+    start_worker(app)
+    job = long.delay()
+    running.wait(10)
+    assert job.status() == "running"
+    assert job.cancel() == "cancelling"
+    with pytest.raises(JobCancelled):
+        job.result(timeout=10)
+    assert job.status() == "cancelled"
+
+
+def test_chain_passes_results_along(app, start_worker):
+    @app.task
+    def add(a, b):
+        return a + b
+
+    @app.task
+    def mul(a, b):
+        return a * b
+
+    start_worker(app)
+    last = (add.s(1, 2) | mul.s(10) | add.s(5)).delay()
+    assert last.result(timeout=10) == 35
+
+
+def test_group_collects_results(app, start_worker):
+    @app.task
+    def square(x):
+        return x * x
+
+    start_worker(app)
+    group = app.group(square.s(i) for i in range(5)).delay()
+    assert group.results(timeout=10) == [0, 1, 4, 9, 16]
+
+
+def test_rate_limited_job_waits_without_using_up_retries(app, start_worker):
+    @app.task(rate_limit=(1, 0.3), retries=0)
+    def slow_lane(i):
+        return i
+
+    jobs = slow_lane.map([(i,) for i in range(3)])
+    start_worker(app)
+    assert [j.result(timeout=10) for j in jobs] == [0, 1, 2]
+    wait_for(lambda: app.dead() == [], what="no burial")
