@@ -224,3 +224,43 @@ def start_worker() -> Iterator[Callable[..., Worker]]:
     for w in workers:
         if not w._stop.is_set():
             w.stop(grace=5)
+
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def cli_env(backend: Backend, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Environment for tasks_app (worker subprocesses and CLI calls) on this backend and prefix."""
+    if backend.url is None:
+        pytest.skip(f"{backend.name} has no URL for worker subprocesses")
+    env = {"POSTROOM_TASKS_URL": backend.url, "POSTROOM_TASKS_PREFIX": prefix, "POSTROOM_TASKS_LEASE": "1"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.syspath_prepend(str(HERE))
+    sys.modules.pop("tasks_app", None)
+    import tasks_app
+
+    yield {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)])}
+    tasks_app.app.client.close()
+    sys.modules.pop("tasks_app", None)
+
+
+@pytest.fixture
+def worker_process(cli_env: dict[str, str]) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `postroom worker tasks_app:app ARGS` subprocesses (the CLI entry
+    point, imported directly); any still running at teardown is killed."""
+    procs: list[subprocess.Popen[bytes]] = []
+    code = "import sys; from postroom.tasks.cli import worker_main; sys.exit(worker_main(sys.argv[1:]))"
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen([sys.executable, "-c", code, "tasks_app:app", "--log-level", "WARNING", *args],
+                                env=cli_env, cwd=HERE)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

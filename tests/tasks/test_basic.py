@@ -90,7 +90,7 @@ def test_acknowledged_entries_are_deleted_and_results_expire(make_app, start_wor
     wait_for(lambda: sum(app.client.xlen(s) for s in k.streams) == 0, what="trimmed streams")
     ttl = app.client.pttl(k.job(jobs[0].id))
     assert 0 < ttl <= 50_000
-    assert app.stats() == {"queued": 0, "scheduled": 0, "dead": 0}
+    assert app.stats() == {"waiting": 0, "held": 0, "scheduled": 0, "dead": 0}
 
 
 def test_unknown_task_is_buried_not_lost(make_app, start_worker):

@@ -17,7 +17,7 @@ from redis.cluster import RedisCluster
 from . import codec
 from .cron import Cron
 from .job import Job, envelope
-from .keys import PRIORITY_LEVELS, QueueKeys
+from .keys import GROUP, PRIORITY_LEVELS, QueueKeys
 from .middleware import Middleware, default_middleware, parse_rate
 from .scripts import Scripts
 
@@ -379,10 +379,19 @@ class App:
         return live_workers(self)
 
     def stats(self, queue: str = "default") -> dict[str, int]:
-        """Backlog sizes of *queue*: waiting entries, scheduled and buried jobs."""
+        """Backlog of *queue*: waiting (not yet delivered), held (delivered to a
+        worker, not yet acknowledged), scheduled and buried jobs."""
         k = self.keys(queue)
+        entries = held = 0
+        for stream in k.streams:
+            entries += self.client.xlen(stream)
+            try:
+                held += self.client.xpending(stream, GROUP)["pending"]
+            except redis.ResponseError:  # no worker created the group yet
+                pass
         return {
-            "queued": sum(self.client.xlen(s) for s in k.streams),
+            "waiting": entries - held,
+            "held": held,
             "scheduled": self.client.zcard(k.delayed),
             "dead": self.client.xlen(k.dead),
         }

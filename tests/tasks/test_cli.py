@@ -1,0 +1,49 @@
+"""The command line: worker processes and dead-letter management."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+
+from postroom.tasks import JobFailed
+from postroom.tasks.cli import tasks_main
+
+
+def test_dead_letter_commands(cli_env, capsys):
+    import tasks_app
+
+    from postroom.tasks import Worker
+
+    w = Worker(tasks_app.app, block=0.5).start()
+    job = tasks_app.broken.delay()
+    with pytest.raises(JobFailed):
+        job.result(timeout=10)
+    w.stop()
+    assert tasks_main(["tasks_app:app", "dead", "list"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [d["id"] for d in listed] == [job.id]
+    assert "always broken" in listed[0]["error"]
+    tasks_main(["tasks_app:app", "stats"])
+    assert json.loads(capsys.readouterr().out)["default"]["dead"] == 1
+    tasks_main(["tasks_app:app", "dead", "requeue"])
+    assert json.loads(capsys.readouterr().out) == {"requeued": 1}
+    assert job.status() == "queued"
+    tasks_main(["tasks_app:app", "dead", "purge"])
+    assert json.loads(capsys.readouterr().out) == {"purged": 0}
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes", "asyncio"])
+def test_worker_command_runs_jobs_and_stops_on_sigterm(worker_process, pool):
+    import tasks_app
+
+    proc = worker_process("-c", "2", "--pool", pool, "--grace", "10")
+    jobs = tasks_app.record.map([(i,) for i in range(50)])
+    assert sorted(j.result(timeout=20) for j in jobs) == list(range(50))
+    running = tasks_app.nap.delay(0.5)
+    assert running.status() in ("queued", "running")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    # SIGTERM let the running job finish instead of dropping it.
+    assert running.status() == "finished"

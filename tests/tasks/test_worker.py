@@ -1,0 +1,145 @@
+"""Leases, reclaim, graceful shutdown, registry and the execution pools."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from tasks_helpers import wait_for
+
+from postroom.tasks.keys import GROUP
+
+
+def test_long_job_is_not_redelivered_while_its_worker_lives(make_app, start_worker):
+    apps = [make_app(lease=0.6), make_app(lease=0.6)]
+    runs = []
+    for a in apps:
+        @a.task(name="long")
+        def long():
+            runs.append(threading.get_ident())
+            for _ in range(200):  # 2 s: more than three leases
+                time.sleep(0.01)
+            return "done"
+
+    job = apps[0].tasks["long"].delay()
+    for a in apps:
+        start_worker(a)
+    assert job.result(timeout=15) == "done"
+    assert len(runs) == 1
+
+
+def test_job_of_a_dead_worker_is_reclaimed_after_the_lease(make_app, start_worker):
+    app = make_app(lease=0.5)
+
+    @app.task
+    def work(x):
+        return x + 1
+
+    job = work.delay(1)
+    k = app.keys("default")
+    # A worker that takes the job and dies without a word.
+    app.client.xgroup_create(k.stream(), GROUP, id="0", mkstream=True)
+    taken = app.client.xreadgroup(GROUP, "dead-worker", {k.stream(): ">"}, count=1)
+    assert taken
+    started = time.monotonic()
+    start_worker(app)
+    assert job.result(timeout=10) == 2
+    assert time.monotonic() - started >= 0.4
+
+
+def test_job_that_keeps_killing_workers_is_buried(make_app, start_worker):
+    app = make_app(lease=0.3, max_deliveries=2)
+
+    @app.task
+    def poison():
+        return "never reached"
+
+    job = poison.delay()
+    k = app.keys("default")
+    app.client.xgroup_create(k.stream(), GROUP, id="0", mkstream=True)
+    ((_, [(entry_id, _)]),) = app.client.xreadgroup(GROUP, "dead-1", {k.stream(): ">"}, count=1)
+    app.client.xclaim(k.stream(), GROUP, "dead-2", 0, [entry_id])  # a second delivery, also lost
+    start_worker(app)
+    wait_for(lambda: job.status() == "buried", what="burial")
+    (dead,) = app.dead()
+    assert "delivered 3 times" in dead["error"]
+
+
+def test_graceful_stop_hands_back_jobs_not_started(make_app, start_worker):
+    app = make_app()
+    release = threading.Event()
+    started = threading.Event()
+
+    @app.task(name="blocker")
+    def blocker(i):
+        started.set()
+        release.wait(10)
+        return i
+
+    jobs = blocker.map([(i,) for i in range(5)])
+    w = start_worker(app, concurrency=1)
+    started.wait(10)
+    stopper = threading.Thread(target=w.stop, kwargs={"grace": 10})
+    stopper.start()
+    wait_for(lambda: app.stats()["waiting"] == 4, what="hand-back of the 4 waiting jobs")
+    assert app.stats()["held"] == 1  # the running one, still finishing
+    release.set()
+    stopper.join(10)
+    other = make_app()
+    other.task(name="blocker")(lambda i: i)
+    start_worker(other)
+    assert sorted(j.result(timeout=10) for j in jobs) == [0, 1, 2, 3, 4]
+
+
+def test_registry_shows_what_each_worker_does(app, start_worker):
+    running = threading.Event()
+    release = threading.Event()
+
+    @app.task(name="visible")
+    def visible():
+        running.set()
+        release.wait(10)
+
+    w = start_worker(app, name="w-registry")
+    job = visible.delay()
+    running.wait(10)
+    workers = wait_for(lambda: [x for x in app.workers() if x["running"]], what="heartbeat")
+    assert workers[0]["id"] == "w-registry"
+    assert workers[0]["running"][0]["id"] == job.id
+    assert workers[0]["running"][0]["task"] == "visible"
+    release.set()
+    job.result(timeout=10)
+    w.stop()
+    assert app.workers() == []
+
+
+def test_asyncio_pool_runs_coroutines_concurrently(app, start_worker):
+    @app.task
+    async def nap(i):
+        await asyncio.sleep(0.3)
+        return i
+
+    @app.task
+    def plain(i):
+        return -i
+
+    jobs = nap.map([(i,) for i in range(30)])
+    started = time.monotonic()
+    start_worker(app, pool="asyncio", concurrency=30)
+    assert [j.result(timeout=10) for j in jobs] == list(range(30))
+    assert time.monotonic() - started < 2.0
+    assert plain.delay(3).result(timeout=10) == -3
+
+
+def test_thread_pool_runs_jobs_concurrently(app, start_worker):
+    barrier = threading.Barrier(4, timeout=5)
+
+    @app.task
+    def meet():
+        barrier.wait()
+        return True
+
+    jobs = meet.map([() for _ in range(4)])
+    start_worker(app, concurrency=4)
+    assert all(j.result(timeout=10) for j in jobs)
