@@ -33,7 +33,7 @@ class Client:
         "multi", "multi_error", "watched", "watch_dirty", "channels", "patterns", "shard_channels",
         "waiter", "created_ms", "last_active_ms", "last_command", "reply_mode", "close_after_reply",
         "no_evict", "no_touch", "propagation", "closed", "in_exec", "monitor", "pending_input",
-        "__weakref__",
+        "obuf_soft_since", "write_buffer_size", "__weakref__",
     )
 
     def __init__(self, broker: Broker, kind: str = "tcp", addr: str = "", laddr: str = "", fd: int = -1) -> None:
@@ -59,9 +59,10 @@ class Client:
         self.multi_error = False
         self.watched: set[tuple[int, bytes]] = set()
         self.watch_dirty = False
-        self.channels: set[bytes] = set()
-        self.patterns: set[bytes] = set()
-        self.shard_channels: set[bytes] = set()
+        # Subscriptions, as insertion-ordered sets: (P|S)UNSUBSCRIBE without arguments walks them in order.
+        self.channels: dict[bytes, None] = {}
+        self.patterns: dict[bytes, None] = {}
+        self.shard_channels: dict[bytes, None] = {}
         self.waiter: Waiter | None = None
         self.created_ms = int(time.time() * 1000)
         self.last_active_ms = self.created_ms
@@ -75,6 +76,8 @@ class Client:
         self.in_exec = False
         self.monitor = False
         self.pending_input = 0
+        self.obuf_soft_since = 0.0  # monotonic time the output passed the soft limit (server/output_limits.py)
+        self.write_buffer_size: Callable[[], int] = lambda: 0  # bytes the transport holds unsent
 
     # -- replies -------------------------------------------------------------------------------
 
@@ -88,6 +91,10 @@ class Client:
             return
         self.encoder.write(value, self.out)
         self.flush_soon()
+
+    def output_memory(self) -> int:
+        """Reply bytes not yet sent: queued fragments plus the transport's buffer (CLIENT LIST omem)."""
+        return sum(map(len, self.out)) + self.write_buffer_size()
 
     def send_raw(self, data: bytes) -> None:
         """Queue already-encoded bytes (a message encoded once for many subscribers)."""
