@@ -15,6 +15,7 @@ served. Nothing else can interleave, so every command is atomic.
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 import time
 from collections import defaultdict
@@ -28,7 +29,11 @@ from .commands import registry
 from .commands.registry import COMMANDS, Command
 from .config import Config
 from .keyspace.database import Database
+from .monitor import feed_monitors
 from .protocol.replies import QUEUED, ReplyError
+from .slowlog import NEVER as SLOW_NEVER
+from .slowlog import SlowOps
+from .stats import ServerStats
 
 #: Commands a RESP2 client with subscriptions may still run.
 PUBSUB_CONTEXT_ALLOWED = frozenset(
@@ -37,6 +42,8 @@ PUBSUB_CONTEXT_ALLOWED = frozenset(
 )
 #: Commands that run immediately inside MULTI instead of being queued.
 MULTI_IMMEDIATE = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+
+log = logging.getLogger("postroom")
 
 PropagationSink = Callable[[int, list[list[bytes]]], None]
 
@@ -65,12 +72,19 @@ class Broker:
         self.notify_flags = 0
         self.watchers: dict[tuple[int, bytes], set[Client]] = {}
         self.propagation_sinks: list[PropagationSink] = []
+        self._lookup: dict[bytes, Command] = {}  # command name as sent -> record (see execute)
         self._propagating: list[tuple[int, list[bytes]]] = []
         self._depth = 0  # nesting of call(): EXEC and scripts call commands from inside a command
         self.stats: defaultdict[str, int] = defaultdict(int)
         self.error_stats: defaultdict[str, int] = defaultdict(int)
         self.hooks_after_command: list[Callable[[], None]] = []
         self.shutdown_requested: Callable[[bool, bool], None] | None = None
+        self.cron_hooks: list[Callable[[], None]] = []  # run at the end of every cron tick
+        self.monitors: list[Client] = []  # MONITOR clients, fed by call() only when non-empty
+        self.client_pause: Any = None  # CLIENT PAUSE state (commands/client_cmd.py) while paused
+        self.slow_threshold_ns = SLOW_NEVER  # set by SlowOps from the slowlog/latency thresholds
+        self.slow_ops = SlowOps(self)
+        self.server_stats = ServerStats(self)
         from .pubsub import PubSubHub
 
         self.pubsub = PubSubHub(self)
@@ -101,19 +115,60 @@ class Broker:
 
     # -- the dispatcher ------------------------------------------------------------------------
 
-    def execute(self, client: Client, argv: list[bytes]) -> None:
-        """Run one request from ``client``; the reply is appended to ``client.out``."""
+    def refresh_clock(self) -> None:
+        """Update the cached wall clock; transports call this once per batch of requests they run.
+
+        Commands read ``now_ms`` (expiry, stream IDs, idle times) instead of asking the OS each
+        time: a pipelined batch runs in microseconds, so one reading per batch is exact enough,
+        and a command sees one consistent time, as Redis's command time snapshot gives.
+        """
         self.now_ms = int(time.time() * 1000)
-        client.last_active_ms = self.now_ms
+
+    def execute(self, client: Client, argv: list[bytes]) -> None:
+        """Run one request from ``client``; the reply is appended to ``client.out``.
+
+        The caller refreshes the clock (:meth:`refresh_clock`) before a batch of requests.
+        This is the hottest function of the server: the common case (a known command with the
+        right arity from an authenticated client outside MULTI and pub/sub) costs a dict lookup
+        and a few attribute reads before the handler runs.
+        """
+        cmd = self._lookup.get(argv[0])
+        if (
+            cmd is None
+            or cmd.subcommands
+            or not cmd.min_args <= len(argv) <= cmd.max_args
+            or client.multi is not None
+            or not client.authenticated
+            or (client.resp == 2 and (client.channels or client.patterns or client.shard_channels))
+        ):
+            cmd = self._checked_command(client, argv)
+            if cmd is None:
+                return
+        reply = self.call(client, cmd, argv)
+        if reply.__class__ is Block:
+            self.blocking.park(client, cmd, argv, reply)
+        elif client.reply_mode == "on":
+            client.encoder.write(reply, client.out)
+        else:
+            self._reply(client, reply)
+        if self.blocking.ready:
+            self.blocking.serve_ready()
+        if self.hooks_after_command:
+            for hook in self.hooks_after_command:
+                hook()
+
+    def _checked_command(self, client: Client, argv: list[bytes]) -> Command | None:
+        """The generic checks of ``processCommand``; ``None`` when the request was answered here."""
         name = argv[0].lower()
         cmd = COMMANDS.get(name)
         try:
             if cmd is None:
                 raise self._unknown_command(argv)
+            if len(self._lookup) < 4096:
+                self._lookup[argv[0]] = cmd  # cache the spelling clients use (GET, get, Get)
             if cmd.subcommands:
                 cmd = self._subcommand(cmd, argv)
-            arity = cmd.arity
-            if (arity > 0 and len(argv) != arity) or len(argv) < -arity:
+            if not cmd.min_args <= len(argv) <= cmd.max_args:
                 raise ReplyError(f"ERR wrong number of arguments for '{cmd.name}' command")
             if not client.authenticated and not cmd.no_auth:
                 raise ReplyError("NOAUTH Authentication required.")
@@ -122,7 +177,7 @@ class Broker:
                     raise ReplyError("ERR Command not allowed inside a transaction")
                 client.multi.append((cmd, argv))
                 self._reply(client, QUEUED)
-                return
+                return None
             if client.resp == 2 and (client.channels or client.patterns or client.shard_channels) and (
                 name not in PUBSUB_CONTEXT_ALLOWED
             ):
@@ -137,16 +192,8 @@ class Broker:
                 client.multi_error = True
             self._count_error(error)
             self._reply(client, error)
-            return
-        reply = self.call(client, cmd, argv)
-        if type(reply) is Block:
-            self.blocking.park(client, cmd, argv, reply)
-        else:
-            self._reply(client, reply)
-        if self.blocking.ready:
-            self.blocking.serve_ready()
-        for hook in self.hooks_after_command:
-            hook()
+            return None
+        return cmd
 
     def call(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Run a command's handler with statistics and propagation; return its reply value.
@@ -164,12 +211,21 @@ class Broker:
             reply = error
             cmd.failed_calls += 1
             self._count_error(error)
+        except Exception as exc:  # a bug in a handler must not take the connection or the server down
+            log.exception("Internal error running %r", argv[:2])
+            reply = ReplyError(f"ERR internal error running '{cmd.name}': {type(exc).__name__}")
+            cmd.failed_calls += 1
+            self._count_error(reply)
         finally:
             self._depth -= 1
         elapsed = time.perf_counter_ns() - start
         cmd.calls += 1
         cmd.usec += elapsed // 1000
         client.last_command = cmd.name
+        if elapsed >= self.slow_threshold_ns:
+            self.slow_ops.record(client, cmd, argv, elapsed)
+        if self.monitors:
+            feed_monitors(self, client, cmd, argv)
         if self.dirty != dirty_before and cmd.is_write:
             db_index = client.db.index
             if client.propagation is None:
@@ -184,7 +240,7 @@ class Broker:
 
     def call_for_waiter(self, client: Client, cmd: Command, argv: list[bytes]) -> Any:
         """Re-execute a parked command (see :mod:`postroom.blocking`)."""
-        self.now_ms = int(time.time() * 1000)
+        self.refresh_clock()
         return self.call(client, cmd, argv)
 
     def _reply(self, client: Client, reply: Any) -> None:
@@ -193,6 +249,8 @@ class Broker:
             client.encoder.write(reply, client.out)
         elif mode == "skip":
             client.reply_mode = "on"
+        elif mode == "skip_next":  # CLIENT REPLY SKIP: its own reply and the next one are dropped
+            client.reply_mode = "skip"
 
     def _unknown_command(self, argv: list[bytes]) -> ReplyError:
         # Redis quotes arguments while the list is shorter than 128 characters, each cut to fit.
@@ -204,6 +262,8 @@ class Broker:
         return ReplyError(f"ERR unknown command '{_preview(argv[0])}', with args beginning with: {shown}")
 
     def _subcommand(self, cmd: Command, argv: list[bytes]) -> Command:
+        if len(argv) < 2 and cmd.handler is not None:
+            return cmd  # a container with a handler of its own (COMMAND) runs it when called bare
         if len(argv) < 2:
             raise ReplyError(f"ERR wrong number of arguments for '{cmd.name}' command")
         sub = cmd.subcommands.get(argv[1].lower())
@@ -325,6 +385,8 @@ class Broker:
                 db.active_expire(lambda: time.perf_counter() > budget)
         if self.blocking.ready:
             self.blocking.serve_ready()
+        for hook in self.cron_hooks:
+            hook()
 
 
 def _preview(arg: bytes) -> str:

@@ -67,6 +67,8 @@ class Command:
     rejected_calls: int = 0
     failed_calls: int = 0
     # Hot-path booleans derived from ``flags`` once.
+    min_args: int = 0  # arity as a range, so the dispatcher checks it with one comparison
+    max_args: int = 0
     is_write: bool = False
     is_blocking: bool = False
     is_fast: bool = False
@@ -154,6 +156,8 @@ def _make(
         summary=summary,
         since=since,
         complexity=complexity,
+        min_args=abs(arity),
+        max_args=arity if arity > 0 else 2**31,
         is_write="write" in flag_set,
         is_blocking="blocking" in flag_set,
         is_fast="fast" in flag_set,

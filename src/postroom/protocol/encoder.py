@@ -38,8 +38,17 @@ def _bulk(value: bytes, out: list[bytes]) -> None:
     out.append(_CRLF)
 
 
+_STATUS_CACHE: dict[str, bytes] = {}
+
+
 def _status(value: str, out: list[bytes]) -> None:
-    out.append(b"+" + value.encode() + _CRLF)
+    # A handful of statuses (OK, QUEUED, PONG, type names) make up nearly all of them.
+    encoded = _STATUS_CACHE.get(value)
+    if encoded is None:
+        encoded = b"+" + value.encode() + _CRLF
+        if len(_STATUS_CACHE) < 256:
+            _STATUS_CACHE[value] = encoded
+    out.append(encoded)
 
 
 def _error(value: ReplyError, out: list[bytes]) -> None:

@@ -206,6 +206,13 @@ class RequestReader:
                     continue
                 if request is not False:
                     self._produced += 1
+                    if request.__class__ is list and request and self.authenticated:
+                        for arg in request:
+                            if arg.__class__ is not bytes:
+                                break
+                        else:
+                            self._last = request
+                            return request
                     if not request:  # ``*0`` and ``*-1`` are skipped, as Redis does
                         continue
                     if type(request) is not list or not self._plain(request):

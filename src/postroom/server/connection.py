@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from ..protocol.reader import ProtocolError, QueryBufferLimit, RequestReader
+from .output_limits import over_limit
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -53,6 +54,7 @@ class Connection(asyncio.Protocol):
         client = broker.connect(kind, _format_addr(peer), _format_addr(local), sock.fileno() if sock else -1)
         client.flush_soon = self._schedule_flush
         client.close_connection = self._close_from_broker
+        client.write_buffer_size = transport.get_write_buffer_size  # type: ignore[attr-defined]
         self.client = client
         config = broker.config
         self.reader = RequestReader(
@@ -91,13 +93,18 @@ class Connection(asyncio.Protocol):
         client = self.client
         reader = self.reader
         assert client is not None and reader is not None
-        execute = self.broker.execute
+        broker = self.broker
+        execute = broker.execute
+        broker.refresh_clock()
+        client.last_active_ms = broker.now_ms
         try:
             while client.waiter is None and not client.close_after_reply:
                 request = reader.next_request()
                 if request is None:
                     break
                 reader.authenticated = client.authenticated
+                if broker.client_pause is not None and broker.client_pause.postpone(client, request):
+                    break  # CLIENT PAUSE: parked until the pause ends (commands/client_cmd.py)
                 execute(client, request)
         except ProtocolError as error:
             client.out.append(b"-ERR " + error.message.encode() + b"\r\n")
@@ -131,6 +138,10 @@ class Connection(asyncio.Protocol):
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
             transport.write(data)
+            pending = transport.get_write_buffer_size()
+            if (pending or client.obuf_soft_since) and over_limit(client, pending):
+                self._abort()
+                return
         if client.close_after_reply:
             self._closing = True
             transport.close()
