@@ -364,7 +364,7 @@ def _may_replicate(cmd: Any) -> bool:
 def client_pause(client: Client, argv: list[bytes]) -> str:
     """CLIENT PAUSE timeout [WRITE | ALL]"""
     if len(argv) > 4:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format("pause"))
+        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace")))
     pause_all = True
     if len(argv) == 4:
         mode = argv[3].lower()
@@ -402,7 +402,7 @@ def client_unpause(client: Client, argv: list[bytes]) -> str:
 def client_unblock(client: Client, argv: list[bytes]) -> int:
     """CLIENT UNBLOCK client-id [TIMEOUT | ERROR]"""
     if len(argv) > 4:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format("unblock"))
+        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace")))
     cid = parse_int(argv[2])
     with_error = False
     if len(argv) == 4:

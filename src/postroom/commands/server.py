@@ -41,7 +41,12 @@ def config_get(client: Client, argv: list[bytes]) -> dict:
     config = client.broker.config
     found: dict[bytes, bytes] = {}
     for pattern in argv[2:]:
-        for name, value in config.get_matching(pattern.decode("utf-8", "replace")).items():
+        text = pattern.decode("utf-8", "replace")
+        if not any(c in text for c in "*?[") and config.param(text) is not None:
+            # An exact name is echoed as typed (``CONFIG GET HZ`` answers ``HZ``), as Redis does.
+            found.setdefault(pattern, next(iter(config.get_matching(text.lower()).values())).encode())
+            continue
+        for name, value in config.get_matching(text).items():
             found.setdefault(name.encode(), value.encode())
     return found
 
@@ -55,7 +60,7 @@ def config_set(client: Client, argv: list[bytes]) -> str:
     value parsed before any is applied.
     """
     if len(argv) % 2:
-        raise ReplyError("ERR wrong number of arguments for 'config|set' command")
+        raise SYNTAX_ERROR
     config = client.broker.config
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
@@ -154,7 +159,7 @@ def lastsave(client: Client, argv: list[bytes]) -> int:
 def shutdown(client: Client, argv: list[bytes]) -> Any:
     """SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]"""
     options = {arg.upper() for arg in argv[1:]}
-    if len(options) != len(argv) - 1 or not options <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}:
+    if not options <= {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}:
         raise SYNTAX_ERROR
     if {b"SAVE", b"NOSAVE"} <= options or (b"ABORT" in options and len(options) > 1):
         raise SYNTAX_ERROR
@@ -180,7 +185,7 @@ container("slowlog", group="server", summary="A container for slow log commands.
 def slowlog_get(client: Client, argv: list[bytes]) -> list[list[Any]]:
     """SLOWLOG GET [count]"""
     if len(argv) > 3:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format("get", "SLOWLOG"))
+        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace"), "SLOWLOG"))
     count = 10
     if len(argv) == 3:
         error = ReplyError("ERR count should be greater than or equal to -1")
