@@ -43,7 +43,7 @@ def type_name(value: Any) -> str:
 class Database:
     """Keys, values and expiry times of one numbered database (``SELECT n``)."""
 
-    __slots__ = ("index", "data", "expires", "_heap", "broker", "avg_ttl", "scan_order")
+    __slots__ = ("index", "data", "expires", "_heap", "broker", "avg_ttl", "scan_order", "access")
 
     def __init__(self, index: int, broker: Broker) -> None:
         self.index = index
@@ -53,11 +53,23 @@ class Database:
         self._heap: list[tuple[int, bytes]] = []
         self.avg_ttl = 0
         self.scan_order = ScanOrder()  # SCAN cursors; told of every key created or removed
+        # key -> unix ms of the last lookup or write (OBJECT IDLETIME): one dict store per access.
+        self.access: dict[bytes, int] = {}
 
     # -- lookups -------------------------------------------------------------------------------
 
     def get(self, key: bytes) -> Any:
         """The live value at ``key`` or ``None``; deletes the key first if it has expired."""
+        value = self.data.get(key)
+        if value is not None:
+            if key in self.expires and self.expires[key] <= self.broker.now_ms:
+                self._expire_key(key)
+                return None
+            self.access[key] = self.broker.now_ms
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """Like :meth:`get` without counting as an access (OBJECT, Redis's ``LOOKUP_NOTOUCH``)."""
         value = self.data.get(key)
         if value is not None and key in self.expires and self.expires[key] <= self.broker.now_ms:
             self._expire_key(key)
@@ -74,6 +86,7 @@ class Database:
             return None
         if type(value) is not cls:
             raise WRONGTYPE
+        self.access[key] = self.broker.now_ms
         return value
 
     def exists(self, key: bytes) -> bool:
@@ -81,6 +94,15 @@ class Database:
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def accessed(self, key: bytes) -> None:
+        """Record an access to an existing key (TOUCH)."""
+        self.access[key] = self.broker.now_ms
+
+    def idle_seconds(self, key: bytes) -> int:
+        """Whole seconds since the key was last read or written (OBJECT IDLETIME)."""
+        now = self.broker.now_ms
+        return max(now - self.access.get(key, now), 0) // 1000
 
     def keys(self) -> Iterator[bytes]:
         """Live keys (expired ones are skipped, not deleted: safe while iterating)."""
@@ -97,6 +119,7 @@ class Database:
         """Store ``value`` at ``key``, replacing any value; the TTL is cleared unless ``keep_ttl``."""
         created = key not in self.data
         self.data[key] = value
+        self.access[key] = self.broker.now_ms
         if not keep_ttl and key in self.expires:
             del self.expires[key]
         if created:
@@ -107,6 +130,7 @@ class Database:
     def add(self, key: bytes, value: Any) -> None:
         """Store ``value`` at a key known not to exist (after :meth:`get` returned ``None``)."""
         self.data[key] = value
+        self.access[key] = self.broker.now_ms
         if self.scan_order.index is not None:
             self.scan_order.added(key)
         self.broker.key_created(self, key, value)
@@ -117,6 +141,7 @@ class Database:
         if value is None:
             return False
         deadline = self.expires.pop(key, None)
+        self.access.pop(key, None)
         if self.scan_order.index is not None:
             self.scan_order.removed(key)
         self.broker.key_deleted(self, key, value)
@@ -152,6 +177,7 @@ class Database:
         self.data = {}
         self.expires = {}
         self._heap = []
+        self.access = {}
         self.scan_order.cleared()
         self.broker.database_cleared(self, old)
         return removed
@@ -162,12 +188,14 @@ class Database:
         self.expires, other.expires = other.expires, self.expires
         self._heap, other._heap = other._heap, self._heap
         self.scan_order, other.scan_order = other.scan_order, self.scan_order
+        self.access, other.access = other.access, self.access
 
     # -- expiry --------------------------------------------------------------------------------
 
     def _expire_key(self, key: bytes) -> None:
         value = self.data.pop(key)
         del self.expires[key]
+        self.access.pop(key, None)
         if self.scan_order.index is not None:
             self.scan_order.removed(key)
         self.broker.key_expired(self, key, value)
