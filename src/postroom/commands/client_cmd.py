@@ -58,7 +58,7 @@ def _flags(client: Client) -> str:
         flags += "O"
     if client_type(client) == "pubsub":
         flags += "P"
-    if client.multi is not None:
+    if client.multi is not None or client.in_exec:
         flags += "x"
     if client.waiter is not None:
         flags += "b"
@@ -75,8 +75,10 @@ def _flags(client: Client) -> str:
     return flags or "N"
 
 
-def describe(client: Client) -> str:
+def describe(client: Client, caller: Client, current: str) -> str:
     """One CLIENT LIST line (Redis 7.2's fields, ``lib-name``/``lib-ver`` included).
+
+    ``cmd`` is the last command a client ran, or for ``caller`` the one running now.
 
     Buffer sizes are what postroom knows: ``qbuf`` unread input, ``omem`` output not yet sent,
     ``multi-mem`` the bytes of queued MULTI arguments; allocator-level fields are 0.
@@ -91,7 +93,7 @@ def describe(client: Client) -> str:
         f"multi={len(client.multi) if client.multi is not None else -1} qbuf={client.pending_input} "
         f"qbuf-free=0 argv-mem=0 multi-mem={multi_mem} rbs=0 rbp=0 obl=0 oll={len(client.out)} "
         f"omem={client.out_bytes} tot-mem={client.pending_input + client.out_bytes + multi_mem} "
-        f"events=r cmd={client.last_command} user={client.user} redir=-1 resp={client.resp} "
+        f"events=r cmd={current if client is caller else client.last_command} user={client.user} redir=-1 resp={client.resp} "
         f"lib-name={client.lib_name.decode('latin-1')} lib-ver={client.lib_ver.decode('latin-1')}"
     )
     return fields + "\n"
@@ -152,7 +154,7 @@ def client_setinfo(client: Client, argv: list[bytes]) -> str:
          summary="Returns information about the connection.", since="6.2.0")
 def client_info(client: Client, argv: list[bytes]) -> Verbatim:
     """CLIENT INFO"""
-    return Verbatim(describe(client).encode("latin-1"))
+    return Verbatim(describe(client, client, "client|info").encode("latin-1"))
 
 
 @command("client|list", arity=-2, flags="admin noscript loading stale", group="connection",
@@ -166,15 +168,12 @@ def client_list(client: Client, argv: list[bytes]) -> Verbatim:
     elif len(argv) > 3 and argv[2].lower() == b"id":
         wanted = []
         for arg in argv[3:]:
-            cid = parse_int(arg, ReplyError("ERR Invalid client ID"))
-            if cid < 1:
-                raise ReplyError("ERR Invalid client ID")
-            wanted.append(cid)
+            wanted.append(parse_int(arg, ReplyError("ERR Invalid client ID")))
         by_id = client.broker.clients
         clients = [by_id[cid] for cid in wanted if cid in by_id]
     elif len(argv) != 2:
         raise SYNTAX_ERROR
-    return Verbatim("".join(describe(c) for c in clients).encode("latin-1"))
+    return Verbatim("".join(describe(c, client, "client|list") for c in clients).encode("latin-1"))
 
 
 @command("client|reply", arity=3, flags="noscript loading stale", group="connection",
