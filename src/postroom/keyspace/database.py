@@ -117,6 +117,9 @@ class Database:
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` at ``key``, replacing any value; the TTL is cleared unless ``keep_ttl``."""
+        expires = self.expires
+        if expires and key in expires and expires[key] <= self.broker.now_ms:
+            self._expire_key(key)  # as Redis's lookupKeyWrite: the expired key goes (and is announced) first
         created = key not in self.data
         self.data[key] = value
         self.access[key] = self.broker.now_ms
@@ -126,6 +129,8 @@ class Database:
             if self.scan_order.index is not None:
                 self.scan_order.added(key)
             self.broker.key_created(self, key, value)
+        elif self.broker.blocking.waiting:
+            self.broker.signal_ready(self, key)  # a stream replaced by another type wakes XREADGROUP
 
     def add(self, key: bytes, value: Any) -> None:
         """Store ``value`` at a key known not to exist (after :meth:`get` returned ``None``)."""
