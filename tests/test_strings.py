@@ -25,13 +25,14 @@ def propagated(postroom_server, diff):
     recorder.close()
 
 
-def check_events(diff, events, *commands) -> None:
+def check_events(diff, events, *commands) -> list:
     """Run ``commands`` on both servers: same replies and the same keyevents in the same order."""
     events.take()
     for command in commands:
         diff.check(*command)
     ours, theirs = events.take()
     assert ours == theirs
+    return ours
 
 
 def now_ms() -> int:
@@ -270,7 +271,7 @@ def test_object_on_strings(diff, value):
 
 
 def test_string_events(diff, events):
-    check_events(
+    emitted = check_events(
         diff, events,
         ("SET", "k", "v"), ("SET", "k", "v", "EX", "100"), ("SET", "k", "v", "NX"), ("SET", "k", "w", "XX", "GET"),
         ("SETNX", "n", "1"), ("SETNX", "n", "1"), ("SETEX", "e", "100", "v"), ("PSETEX", "p", "100000", "v"),
@@ -280,6 +281,8 @@ def test_string_events(diff, events):
         ("DECRBY", "i", "2"), ("INCRBYFLOAT", "i", "1.5"), ("APPEND", "i", "0"), ("APPEND", "ap", "x"),
         ("SETRANGE", "ap", "3", "y"), ("SETRANGE", "ap", "0", ""), ("SET", "x", "v", "EX", "0"),
     )
+    assert {event for event, _, _ in emitted} == {
+        b"set", b"expire", b"persist", b"del", b"incrby", b"incrbyfloat", b"append", b"setrange"}
 
 
 def test_set_propagation(diff, propagated):

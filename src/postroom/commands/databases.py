@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from .. import notifications as ev
 from ..protocol.replies import OK, ReplyError
-from .args import SYNTAX_ERROR, parse_int
+from .args import NOT_INTEGER, SYNTAX_ERROR, parse_int
 from .registry import command
 
 if TYPE_CHECKING:
@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 DB_OUT_OF_RANGE = ReplyError("ERR DB index is out of range")
 SAME_OBJECT = ReplyError("ERR source and destination objects are the same")
 INT_MAX = 2**31 - 1
+INT_RANGE = ReplyError(f"ERR value is out of range, value must between {-INT_MAX - 1} and {INT_MAX}")
 
 
-def parse_db_index(arg: bytes, error: ReplyError) -> int:
-    """A C ``int`` as ``getIntFromObjectOrReply`` reads it, ``error`` when it is not one."""
-    value = parse_int(arg, error)
+def parse_db_index(arg: bytes, error: ReplyError | None = None) -> int:
+    """A C ``int`` as ``getIntFromObjectOrReply`` reads it; ``error`` replaces both of its messages."""
+    value = parse_int(arg, error or NOT_INTEGER)
     if not -INT_MAX - 1 <= value <= INT_MAX:
-        raise error
+        raise error or INT_RANGE
     return value
 
 
@@ -106,7 +107,7 @@ def _signal_blocked_keys(client: Client, db: Database) -> None:
 def move(client: Client, argv: list[bytes]) -> int:
     """MOVE key db"""
     key = argv[1]
-    index = parse_db_index(argv[2], ReplyError("ERR value is not an integer or out of range"))
+    index = parse_db_index(argv[2])
     broker = client.broker
     if not 0 <= index < len(broker.dbs):
         raise DB_OUT_OF_RANGE

@@ -145,7 +145,7 @@ def copy(client: Client, argv: list[bytes]) -> int:
         if option == b"replace":
             replace = True
         elif option == b"db" and i + 1 < len(argv):
-            index = parse_db_index(argv[i + 1], ReplyError("ERR value is not an integer or out of range"))
+            index = parse_db_index(argv[i + 1])
             if not 0 <= index < len(dbs):
                 raise DB_OUT_OF_RANGE
             dst = dbs[index]
