@@ -26,6 +26,8 @@ CATEGORY_ORDER = (
     "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking", "dangerous", "connection",
     "transaction", "scripting",
 )
+#: Flags Redis keeps out of COMMAND's reply ("hidden on purpose" in its flag table).
+HIDDEN_FLAGS = frozenset(("may_replicate",))
 _CATEGORY_RANK = {name: i for i, name in enumerate(CATEGORY_ORDER)}
 
 
@@ -39,6 +41,8 @@ def categories(record: Command) -> list[str]:
 
 
 def key_access_flags(record: Command) -> list[str]:
+    if "pubsub" in record.flags:
+        return ["not_key"]  # shard channels are declared like keys (cluster slots) but are not keys
     if "write" in record.flags:
         return ["RW", "update"]
     return ["RO", "access"]
@@ -86,7 +90,7 @@ class OrderedSet(set):
 
 def command_info(record: Command) -> list[Any]:
     """One COMMAND INFO entry: name, arity, flags, first, last, step, categories, tips, specs, subs."""
-    flags = [flag for flag in FLAG_ORDER if flag in record.flags]
+    flags = [flag for flag in FLAG_ORDER if flag in record.flags and flag not in HIDDEN_FLAGS]
     subcommands: Any = (
         [command_info(sub) for sub in record.subcommands.values()] if record.subcommands else OrderedSet([])
     )
@@ -108,7 +112,7 @@ def command_docs(record: Command) -> dict[bytes, Any]:
     docs: dict[bytes, Any] = {
         b"summary": record.summary.encode(),
         b"since": record.since.encode(),
-        b"group": record.group.encode(),
+        b"group": record.group.replace("_", "-").encode(),  # the table says sorted_set, Redis sorted-set
     }
     if record.subcommands and record.handler is None:
         docs[b"complexity"] = b"Depends on subcommand."
@@ -201,7 +205,7 @@ def _keys_of(argv: list[bytes]) -> tuple[Command, list[int]]:
         record = parent.subcommands.get(argv[1].lower())
     if record is None:
         raise ReplyError("ERR Invalid command specified")
-    if record.first_key <= 0 and record.key_finder is None:
+    if (record.first_key <= 0 and record.key_finder is None) or "pubsub" in record.flags:
         raise ReplyError("ERR The command has no key arguments")
     if (record.arity > 0 and len(argv) != record.arity) or len(argv) < -record.arity:
         raise ReplyError("ERR Invalid number of arguments specified for command")
