@@ -17,8 +17,8 @@ its reply.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ class Block:
     timeout_reply: Any = NULL_ARRAY
     #: Arguments to re-execute with when a key is ready (e.g. XREAD with ``$`` resolved).
     retry_argv: list[bytes] | None = None
+    #: Re-execute even when the key is gone (XREADGROUP answers an error when its stream is deleted).
+    wake_on_delete: bool = False
 
 
 @dataclass(slots=True, eq=False)
@@ -53,7 +55,7 @@ class Waiter:
     block: Block
     db_index: int
     keys: list[tuple[int, bytes]] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
+    cancel_timer: Callable[[], None] | None = None
 
 
 class BlockingManager:
@@ -64,6 +66,9 @@ class BlockingManager:
         self.waiting: dict[tuple[int, bytes], deque[Waiter]] = {}
         self.ready: dict[tuple[int, bytes], None] = {}  # insertion-ordered set
         self.blocked_clients = 0
+        #: The key a re-executed command is being served for: Redis 7.0 serves a client blocked on
+        #: several keys from the key that became ready, not from the first of its keys.
+        self.serving: bytes | None = None
 
     def park(self, client: Client, command: Command, argv: list[bytes], block: Block) -> None:
         """Block ``client`` on ``block.keys`` (or only on its timeout if it names no keys)."""
@@ -73,8 +78,7 @@ class BlockingManager:
             waiter.keys.append(slot)
             self.waiting.setdefault(slot, deque()).append(waiter)
         if block.timeout_ms > 0:
-            loop = asyncio.get_running_loop()
-            waiter.timer = loop.call_later(block.timeout_ms / 1000, self._timeout, waiter)
+            waiter.cancel_timer = self.broker.call_later(block.timeout_ms / 1000, self._timeout, waiter)
         client.waiter = waiter
         self.blocked_clients += 1
 
@@ -92,12 +96,19 @@ class BlockingManager:
             queue = self.waiting.get(slot)
             if not queue:
                 continue
+            data = broker.dbs[slot[0]].data
             for waiter in list(queue):
-                if waiter.client.waiter is not waiter:
-                    continue
+                if slot[1] not in data and not waiter.block.wake_on_delete:
+                    continue  # Redis 7.0 serves nobody from a key that no longer exists
                 client = waiter.client
-                reply = broker.call_for_waiter(client, waiter.command, waiter.argv)
-                if isinstance(reply, Block):
+                if client.waiter is not waiter or client.close_after_reply:
+                    continue  # a killed client must not take an element it will never receive
+                self.serving = slot[1]
+                try:
+                    reply = broker.call_for_waiter(client, waiter.command, waiter.argv)
+                finally:
+                    self.serving = None
+                if type(reply) is Block:
                     continue
                 self._unpark(waiter)
                 client.send(reply)
@@ -123,8 +134,9 @@ class BlockingManager:
             self._unpark(client.waiter)
 
     def _timeout(self, waiter: Waiter) -> None:
-        if waiter.client.waiter is waiter:
-            self.unblock(waiter.client, waiter.block.timeout_reply)
+        with self.broker.lock:
+            if waiter.client.waiter is waiter:
+                self.unblock(waiter.client, waiter.block.timeout_reply)
 
     def _unpark(self, waiter: Waiter) -> None:
         for slot in waiter.keys:
@@ -136,7 +148,7 @@ class BlockingManager:
                     pass
                 if not queue:
                     del self.waiting[slot]
-        if waiter.timer is not None:
-            waiter.timer.cancel()
+        if waiter.cancel_timer is not None:
+            waiter.cancel_timer()
         waiter.client.waiter = None
         self.blocked_clients -= 1

@@ -14,12 +14,16 @@ served. Nothing else can interleave, so every command is atomic.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib
 import logging
 import pkgutil
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from . import notifications
@@ -73,6 +77,11 @@ class Broker:
         self.watchers: dict[tuple[int, bytes], set[Client]] = {}
         self.propagation_sinks: list[PropagationSink] = []
         self._lookup: dict[bytes, Command] = {}  # command name as sent -> record (see execute)
+        #: Held by every entry into the engine. A no-op for the server, where one thread does
+        #: everything; embedded mode swaps in an RLock because callers run commands in their threads.
+        self.lock: AbstractContextManager[Any] = contextlib.nullcontext()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop that owns timers (set on start)
+        self.loop_thread: int | None = None
         self._propagating: list[tuple[int, list[bytes]]] = []
         self._depth = 0  # nesting of call(): EXEC and scripts call commands from inside a command
         self.stats: defaultdict[str, int] = defaultdict(int)
@@ -305,6 +314,27 @@ class Broker:
         if self._depth == 0:
             self._flush_propagation(COMMANDS[b"del"])
 
+    # -- timers ----------------------------------------------------------------------------------
+
+    def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> Callable[[], None]:
+        """Schedule ``callback`` on the broker's loop from any thread; returns a canceller.
+
+        The callback runs in the loop thread and must take :attr:`lock` itself. Cancelling may
+        be late when done from another thread, so callbacks re-check their state.
+        """
+        loop = self.loop
+        assert loop is not None, "the broker is not running"
+        if threading.get_ident() == self.loop_thread:
+            handle = loop.call_later(delay, callback, *args)
+            return handle.cancel
+        box: list[asyncio.TimerHandle] = []
+        loop.call_soon_threadsafe(lambda: box.append(loop.call_later(delay, callback, *args)))
+
+        def cancel() -> None:
+            loop.call_soon_threadsafe(lambda: box and box[0].cancel())
+
+        return cancel
+
     # -- signals from the keyspace -------------------------------------------------------------
 
     def signal_modified(self, db: Database, key: bytes) -> None:
@@ -322,11 +352,14 @@ class Broker:
             self.blocking.signal_ready(db.index, key)
 
     def key_created(self, db: Database, key: bytes, value: Any) -> None:
+        if self.notify_flags & notifications.NEW:
+            self.notify(notifications.NEW, b"new", key, db.index)  # Redis's dbAdd announces every new key
         if self.blocking.waiting:
             self.blocking.signal_ready(db.index, key)
 
     def key_deleted(self, db: Database, key: bytes, value: Any) -> None:
-        pass
+        if self.blocking.waiting:
+            self.blocking.signal_ready(db.index, key)  # XREADGROUP waiters learn their stream is gone
 
     def key_expired(self, db: Database, key: bytes, value: Any) -> None:
         self.stats["expired_keys"] += 1

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable
 
 from ..broker import Broker
@@ -38,36 +39,18 @@ class Server:
         """Bind listeners and start the cron; returns once the server accepts connections."""
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
+        self.broker.loop = loop
+        self.broker.loop_thread = threading.get_ident()
         self.broker.shutdown_requested = self.request_shutdown
         os.makedirs(self.config["dir"], exist_ok=True)
         for hook in self.startup_hooks:
             hook(self)
-        port = self.config["port"]
-        factory = lambda: Connection(self.broker, self)  # noqa: E731
-        if self.config["bind"]:
-            for address in self.config["bind"].split():
-                optional = address.startswith("-")
-                host = address.lstrip("-")
-                try:
-                    server = await loop.create_server(
-                        factory, host, port, backlog=self.config["tcp-backlog"], reuse_address=True
-                    )
-                except OSError as exc:
-                    if optional:
-                        log.info("Skipping optional bind address %s: %s", host, exc)
-                        continue
-                    raise
-                self._servers.append(server)
-                for sock in server.sockets:
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    self.ports.append(sock.getsockname()[1])
-                if port == 0:
-                    port = self.ports[0]  # every address shares the first ephemeral port
+        await self.bind_tcp()
         path = self.config["unixsocket"]
         if path:
             if os.path.exists(path):
                 os.unlink(path)
-            server = await loop.create_unix_server(factory, path)
+            server = await loop.create_unix_server(self._protocol_factory, path)
             perm = self.config["unixsocketperm"]
             if perm and perm != "0":
                 os.chmod(path, int(perm, 8))
@@ -77,7 +60,33 @@ class Server:
             [f"{s.getsockname()[0]}:{s.getsockname()[1]}" for srv in self._servers for s in srv.sockets
              if s.family != socket.AF_UNIX] + ([path] if path else [])
         )
-        log.info("postroom ready to accept connections on %s (pid %d)", where, os.getpid())
+        log.info("postroom ready to accept connections on %s (pid %d)", where or "nothing (embedded)", os.getpid())
+
+    def _protocol_factory(self) -> Connection:
+        return Connection(self.broker, self)
+
+    async def bind_tcp(self) -> None:
+        """Listen on every ``bind`` address at ``port``; an address prefixed with ``-`` is optional."""
+        loop = asyncio.get_running_loop()
+        port = self.config["port"]
+        for address in self.config["bind"].split():
+            optional = address.startswith("-")
+            host = address.lstrip("-")
+            try:
+                server = await loop.create_server(
+                    self._protocol_factory, host, port, backlog=self.config["tcp-backlog"], reuse_address=True
+                )
+            except OSError as exc:
+                if optional:
+                    log.info("Skipping optional bind address %s: %s", host, exc)
+                    continue
+                raise
+            self._servers.append(server)
+            for sock in server.sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self.ports.append(sock.getsockname()[1])
+            if port == 0:
+                port = self.ports[-1]  # every address shares the first ephemeral port
 
     def _schedule_cron(self) -> None:
         hz = max(1, self.config["hz"])
@@ -85,7 +94,8 @@ class Server:
 
     def _run_cron(self) -> None:
         try:
-            self.broker.cron()
+            with self.broker.lock:
+                self.broker.cron()
         finally:
             self._schedule_cron()
 

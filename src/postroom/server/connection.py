@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from ..protocol.reader import ProtocolError, QueryBufferLimit, RequestReader
@@ -51,7 +52,8 @@ class Connection(asyncio.Protocol):
             transport.close()
             self._closing = True
             return
-        client = broker.connect(kind, _format_addr(peer), _format_addr(local), sock.fileno() if sock else -1)
+        with broker.lock:
+            client = broker.connect(kind, _format_addr(peer), _format_addr(local), sock.fileno() if sock else -1)
         client.flush_soon = self._schedule_flush
         client.close_connection = self._close_from_broker
         client.write_buffer_size = transport.get_write_buffer_size  # type: ignore[attr-defined]
@@ -74,12 +76,14 @@ class Connection(asyncio.Protocol):
             log.warning("Closing client that reached max query buffer length: id=%s", self.client.id)  # type: ignore[union-attr]
             self._abort()
             return
-        self._process()
+        with self.broker.lock:
+            self._process()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
         if self.client is not None:
-            self.broker.disconnect(self.client)
+            with self.broker.lock:
+                self.broker.disconnect(self.client)
 
     def pause_writing(self) -> None:  # the kernel buffer is full; output accumulates in the transport
         pass
@@ -117,17 +121,23 @@ class Connection(asyncio.Protocol):
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled and not self._closing:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._deferred_flush)
+            loop = self.broker.loop
+            assert loop is not None
+            if threading.get_ident() == self.broker.loop_thread:
+                loop.call_soon(self._deferred_flush)
+            else:  # an embedded client's write served this connection from another thread
+                loop.call_soon_threadsafe(self._deferred_flush)
 
     def _deferred_flush(self) -> None:
         self._flush_scheduled = False
         if self._closing:
             return
         client = self.client
-        if client is not None and client.waiter is None and self.reader is not None and self.reader.buffered:
-            self._process()  # a served blocked client runs the requests that waited
-        else:
-            self._flush()
+        with self.broker.lock:
+            if client is not None and client.waiter is None and self.reader is not None and self.reader.may_have_requests:
+                self._process()  # a served blocked client runs the requests that waited
+            else:
+                self._flush()
 
     def _flush(self) -> None:
         client = self.client
