@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from postroom.keyspace.scan import (
@@ -149,3 +149,53 @@ def test_parse_scan_options():
         with pytest.raises(ReplyError) as info:
             parse_scan_options(argv, 2 if argv[0] == b"HSCAN" else 1, argv[0] == b"SCAN")
         assert info.value.message == message
+
+
+# -- the SCAN command on a live server ---------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    count=st.integers(1, 60),
+    churn=st.lists(st.tuples(st.booleans(), st.integers(0, 599)), min_size=0, max_size=300),
+)
+def test_scan_command_guarantee_under_churn(r, count, churn):
+    """Keys present for the whole iteration are all returned while others come and go between steps."""
+    r.flushdb()
+    initial = {f"key:{i}" for i in range(400)}
+    r.mset({key: "v" for key in initial})
+    stable = set(initial)
+    changes = iter(churn)
+    seen: set[bytes] = set()
+    cursor = 0
+    while True:
+        cursor, batch = r.scan(cursor, count=count)
+        seen.update(batch)
+        if cursor == 0:
+            break
+        for add, n in (next(changes, (None, 0)) for _ in range(4)):
+            if add is None:
+                break
+            key = f"key:{n}"
+            if add:
+                r.set(key, "v")
+            else:
+                r.delete(key)
+                stable.discard(key)
+    assert {key.encode() for key in stable} <= seen
+
+
+def test_scan_match_and_type_filter_after_selection(r):
+    """Like Redis, a step filters the elements it selected: it may return fewer than COUNT, even none."""
+    r.mset({f"a{i}": 1 for i in range(300)})
+    r.set("b", 1)
+    cursor, batch = r.scan(0, match="b", count=10)
+    assert cursor != 0 and len(batch) <= 1
+    found = set(batch)
+    while cursor:
+        cursor, batch = r.scan(cursor, match="b", count=10)
+        found.update(batch)
+    assert found == {b"b"}
+    assert set(r.scan_iter(_type="list")) == set()
+    r.rpush("list", "x")
+    assert set(r.scan_iter(_type="LIST", count=50)) == {b"list"}
