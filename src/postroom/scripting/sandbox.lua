@@ -1,0 +1,311 @@
+-- postroom's Lua sandbox: the environment Redis 7.0 gives scripts, built once per runtime.
+--
+-- Called with the Python callbacks and the library tables; returns the functions the Python
+-- side drives.  Everything the sandbox needs from the unrestricted runtime (debug.sethook,
+-- debug.getinfo, setfenv, ...) is captured here as upvalues before those globals disappear.
+
+local py, libs = ...
+
+local G = _G
+local error, type, select, setfenv, setmetatable, getmetatable = error, type, select, setfenv, setmetatable, getmetatable
+local rawset, rawget, next, tostring, xpcall = rawset, rawget, next, tostring, xpcall
+local getinfo, sethook = debug.getinfo, debug.sethook
+local sfind, ssub, sgsub = string.find, string.sub, string.gsub
+local INTERNAL = debug.getinfo(1, 'S').source
+
+-- Read-only tables -------------------------------------------------------------------------
+-- Redis patches Lua with read-only tables; here each protected table is an empty proxy whose
+-- reads go to the real table and whose writes raise.  `real` maps proxies to their tables so
+-- that pairs/next/ipairs/rawget/rawset keep working on them.
+
+local real = setmetatable({}, {__mode = 'k'})
+
+local function readonly_error()
+    error('Attempt to modify a readonly table', 2)
+end
+
+local function protect(t)
+    local proxy = {}
+    real[proxy] = t
+    setmetatable(proxy, {__index = t, __newindex = readonly_error, __metatable = {}})
+    return proxy
+end
+
+-- The globals scripts see --------------------------------------------------------------------
+
+local env = {}
+for _, name in ipairs({
+    'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs', 'next', 'pairs',
+    'rawequal', 'rawget', 'select', 'setmetatable', 'tonumber', 'tostring', 'type', 'unpack',
+    '_VERSION',
+}) do
+    env[name] = G[name]
+end
+env.math = protect(math)
+env.string = protect(string)
+env.table = protect(table)
+env.coroutine = protect(coroutine)
+for name, lib in pairs(libs) do
+    env[name] = protect(lib)
+end
+
+setmetatable(env, {__index = function(_, key)
+    error("Script attempted to access nonexistent global variable '" .. tostring(key) .. "'", 2)
+end})
+
+local globals = protect(env)
+env._G = globals
+
+local function unwrap(t)
+    return real[t] or t
+end
+
+env.pairs = function(t) return next, unwrap(t), nil end
+env.next = function(t, k) return next(unwrap(t), k) end
+env.ipairs = function(t)
+    local r = unwrap(t)
+    return function(_, i)
+        i = i + 1
+        local v = r[i]
+        if v ~= nil then return i, v end
+    end, r, 0
+end
+env.rawget = function(t, k) return rawget(unwrap(t), k) end
+env.rawset = function(t, k, v)
+    if real[t] then error({err = 'ERR Attempt to modify a readonly table'}) end
+    return rawset(t, k, v)
+end
+env.setmetatable = function(t, mt)
+    if real[t] then error({err = 'ERR Attempt to modify a readonly table'}) end
+    return setmetatable(t, mt)
+end
+env.loadstring = function(code, name)
+    local f, err = loadstring(code, name)
+    if f then setfenv(f, globals) end
+    return f, err
+end
+env.load = function(chunk, name)
+    local f, err = load(chunk, name)
+    if f then setfenv(f, globals) end
+    return f, err
+end
+
+-- Errors ---------------------------------------------------------------------------------------
+-- Redis's error handler turns every error into a table {err=, source=, line=} naming the script
+-- line that raised it; internal frames (this file, C functions) are skipped.
+
+-- Python callbacks (redis.call, the libraries) raise Python exceptions, which reach Lua as
+-- userdata; py.error_value turns them back into Redis's error table (redis.call) or a message.
+
+local py_error_value = py.error_value
+
+local function python_error(err, info)
+    local tbl, message = py_error_value(err)
+    if tbl then return tbl end
+    if info then message = info.short_src .. ':' .. tostring(info.currentline) .. ': ' .. message end
+    return message
+end
+
+local function error_handler(err)
+    local level, info = 2, nil
+    while true do
+        info = getinfo(level, 'Sl')
+        if info == nil or (info.what ~= 'C' and info.source ~= INTERNAL) then break end
+        level = level + 1
+    end
+    if type(err) == 'userdata' then
+        err = python_error(err, info)
+    end
+    if type(err) ~= 'table' then
+        err = {err = 'ERR ' .. tostring(err)}
+    end
+    if info then
+        err.source = info.source
+        err.line = info.currentline
+    end
+    return err
+end
+
+local function caught(ok, ...)
+    if ok then return ok, ... end
+    local err = ...
+    if type(err) == 'userdata' then
+        err = python_error(err, getinfo(3, 'Sl'))
+    end
+    return false, err
+end
+
+env.pcall = function(f, ...)
+    return caught(pcall(f, ...))
+end
+env.xpcall = function(f, handler)
+    return xpcall(f, function(err)
+        if type(err) == 'userdata' then err = python_error(err, getinfo(2, 'Sl')) end
+        return handler(err)
+    end)
+end
+env.__redis__err__handler = error_handler
+
+local function lib_error(message)
+    error({err = message})
+end
+
+-- The redis library ---------------------------------------------------------------------------
+
+local redis = {}
+
+-- Python functions are C functions to Lua: `return redis.call(...)` keeps the caller's frame,
+-- so errors name the script line as Redis's do.
+redis.call = py.call
+redis.pcall = py.pcall
+
+function redis.error_reply(message)
+    if type(message) ~= 'string' and type(message) ~= 'number' then
+        return lib_error('ERR wrong number or type of arguments')
+    end
+    message = tostring(message)
+    local code, text = 'ERR', message
+    if ssub(message, 1, 1) == '-' then
+        local space = sfind(message, ' ', 1, true)
+        if space then
+            code, text = ssub(message, 2, space - 1), ssub(message, space + 1)
+        else
+            text = ssub(message, 2)
+        end
+    end
+    text = sgsub(sgsub(text, '^[\r\n]+', ''), '[\r\n]+$', '')
+    return {err = code .. ' ' .. text}
+end
+
+function redis.status_reply(message)
+    if type(message) ~= 'string' and type(message) ~= 'number' then
+        return lib_error('ERR wrong number or type of arguments')
+    end
+    return {ok = tostring(message)}
+end
+
+function redis.sha1hex(...)
+    if select('#', ...) ~= 1 then lib_error('ERR wrong number of arguments') end
+    return py.sha1hex(tostring((...)))
+end
+
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+
+function redis.log(...)
+    local n = select('#', ...)
+    if n < 2 then lib_error('ERR redis.log() requires two arguments or more.') end
+    local level = ...
+    if type(level) ~= 'number' then lib_error('ERR First argument must be a number (log level).') end
+    if level < 0 or level > 3 then lib_error('ERR Invalid debug level.') end
+    local parts = {}
+    for i = 2, n do parts[#parts + 1] = tostring((select(i, ...))) end
+    py.log(level, table.concat(parts, ' '))
+end
+
+function redis.setresp(...)
+    if select('#', ...) ~= 1 then lib_error('ERR redis.setresp() requires one argument.') end
+    local version = ...
+    if version ~= 2 and version ~= 3 then lib_error('ERR RESP version must be 2 or 3.') end
+    py.setresp(version)
+end
+
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_REPLICA, redis.REPL_SLAVE, redis.REPL_ALL = 0, 1, 2, 2, 3
+
+function redis.set_repl(...)
+    if select('#', ...) ~= 1 then lib_error('ERR redis.set_repl() requires two arguments.') end
+    local flags = ...
+    if type(flags) ~= 'number' or flags < 0 or flags > 3 or flags % 1 ~= 0 then
+        lib_error('ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
+    end
+    py.set_repl(flags)
+end
+
+function redis.replicate_commands()
+    return true
+end
+
+function redis.breakpoint()
+    return false
+end
+
+function redis.debug()
+end
+
+redis.acl_check_cmd = py.acl_check_cmd
+
+redis.REDIS_VERSION = py.version
+redis.REDIS_VERSION_NUM = py.version_num
+
+env.redis = protect(redis)
+
+-- Runaway scripts ------------------------------------------------------------------------------
+-- The count hook calls back into Python every `hook_every` instructions; Python answers other
+-- clients while the script is busy and says whether the script must die.
+
+local pyhook = py.hook
+sethook(function()
+    local message = pyhook()
+    if message then
+        error({err = message})
+    end
+end, '', py.hook_every)
+
+-- Entry points --------------------------------------------------------------------------------
+
+local function compile(code, name)
+    local f, err = loadstring(code, name)
+    if f == nil then return nil, err end
+    setfenv(f, globals)
+    return f
+end
+
+local function run_script(f, nkeys, ...)
+    local keys, argv = {}, {}
+    local n = select('#', ...)
+    if n > 0 then
+        local args = {...}
+        for i = 1, nkeys do keys[i] = args[i] end
+        for i = nkeys + 1, n do argv[i - nkeys] = args[i] end
+    end
+    env.KEYS = keys
+    env.ARGV = argv
+    return xpcall(f, error_handler)
+end
+
+local function run_function(f, nkeys, ...)
+    local keys, argv = {}, {}
+    local n = select('#', ...)
+    if n > 0 then
+        local args = {...}
+        for i = 1, nkeys do keys[i] = args[i] end
+        for i = nkeys + 1, n do argv[i - nkeys] = args[i] end
+    end
+    return xpcall(function() return f(keys, argv) end, error_handler)
+end
+
+-- Libraries (FUNCTION LOAD): every library shares one globals proxy.  While a library's code
+-- runs, its reads go to a minimal table (redis.register_function, redis.log and the version
+-- constants, as Redis allows); afterwards the functions it registered see the full environment.
+
+local load_redis = {
+    log = redis.log, LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+    REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM,
+}
+setmetatable(load_redis, getmetatable(env))
+local load_env = setmetatable({redis = protect(load_redis)}, getmetatable(env))
+local library_mt = {__index = env, __newindex = readonly_error, __metatable = {}}
+local library_globals = setmetatable({}, library_mt)
+
+local function load_library(code, name, register)
+    local f, err = loadstring(code, name)
+    if f == nil then return false, {err = 'ERR ' .. tostring(err)} end
+    setfenv(f, library_globals)
+    load_redis.register_function = register
+    library_mt.__index = load_env
+    local ok, result = xpcall(f, error_handler)
+    library_mt.__index = env
+    load_redis.register_function = nil
+    return ok, result
+end
+
+return compile, run_script, run_function, load_library, globals, protect
