@@ -417,8 +417,6 @@ def xsetid(client: Client, argv: list[bytes]) -> str:
             raise ReplyError("ERR The ID specified in XSETID is smaller than the target stream top item")
         if entries_added != -1 and stream.length > entries_added:
             raise ReplyError("ERR The entries_added specified in XSETID is smaller than the target stream length")
-    if new_id < stream.max_deleted_id:
-        raise ReplyError("ERR The ID specified in XSETID is smaller than current max_deleted_entry_id")
     stream.last_id = new_id
     if entries_added != -1:
         stream.entries_added = entries_added
