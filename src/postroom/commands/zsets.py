@@ -180,7 +180,6 @@ def _zadd(client: Client, key: bytes, pairs: list[tuple[float, bytes]], flags: i
         created = False
     scores = zset.scores
     nx, xx, gt, lt = flags & NX, flags & XX, flags & GT, flags & LT
-    config = client.broker.config
     added = updated = processed = 0
     score = 0.0
     for score, member in pairs:
@@ -200,7 +199,7 @@ def _zadd(client: Client, key: bytes, pairs: list[tuple[float, bytes]], flags: i
                 updated += 1
         elif not xx:
             if not zset.skiplist:
-                zset.before_insert(member, config)
+                zset.before_insert(member, client.broker.config)
             zset.insert(member, score)
             added += 1
             processed += 1
@@ -804,10 +803,17 @@ def _zpop(client: Client, argv: list[bytes], maximum: bool) -> Any:
         raise SYNTAX_ERROR
     count = _positive(argv[2]) if len(argv) == 3 else -1
     key = argv[1]
-    zset = _zset_or_none(client, key)
+    zset = client.db.get_typed(key, ZSet)
     if zset is None:
         return []
-    return _pop(client, key, zset, maximum, count, "pairs" if client.resp > 2 and count != -1 else "flat")
+    if count == -1:  # the common single pop, kept short: redis-benchmark measures it
+        score, member = zset.pop(-1 if maximum else 0)
+        client.notify(ev.ZSET, b"zpopmax" if maximum else b"zpopmin", key)
+        client.touch(key)
+        if not zset.scores:
+            _deleted_if_empty(client, key, zset)
+        return [member, score]
+    return _pop(client, key, zset, maximum, count, "pairs" if client.resp > 2 else "flat")
 
 
 @command("zpopmin", arity=-2, flags="write fast", keys=(1, 1, 1), group=GROUP,

@@ -1,0 +1,42 @@
+"""A sorted set stays O(log n) per ZADD, ZRANK and ZRANGEBYSCORE LIMIT as it grows to 1M members.
+
+The figures come from ``bench/zset_scale.py`` (in-process, through the full dispatcher). The
+bounds are loose on purpose (a shared machine is noisy); anything O(n) would blow them by far:
+from 10k to 1M members an O(n) step costs 100 times more, an O(log n) one about 1.5 times.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+_BENCH = Path(__file__).resolve().parent.parent / "bench" / "zset_scale.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("zset_scale", _BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_flat(results: dict[int, dict[str, float]], bound: float) -> None:
+    smallest, largest = min(results), max(results)
+    for name, base in results[smallest].items():
+        grown = results[largest][name]
+        assert grown < bound * base, f"{name}: {base:.2f} us at {smallest} but {grown:.2f} us at {largest}"
+
+
+def test_per_call_cost_is_flat_from_2k_to_50k():
+    _assert_flat(_bench().run([2_000, 50_000]), bound=4)
+
+
+@pytest.mark.slow
+def test_per_call_cost_is_flat_up_to_a_million(capsys):
+    results = _bench().run([10_000, 100_000, 1_000_000])
+    with capsys.disabled():
+        for size, figures in results.items():
+            print(f"\n{size:>9} members: " + ", ".join(f"{name} {us:.2f} us" for name, us in figures.items()))
+    _assert_flat(results, bound=4)
