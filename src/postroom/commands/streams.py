@@ -29,7 +29,7 @@ from ..keyspace.stream import (
     next_id,
 )
 from ..protocol.replies import NULL_ARRAY, OK, ReplyError
-from .args import LLONG_MAX, NOT_INTEGER, SYNTAX_ERROR, parse_int
+from .args import LLONG_MAX, SYNTAX_ERROR, parse_int
 from .registry import command, container
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ BAD_START = ReplyError("ERR invalid start ID for the interval")
 BAD_END = ReplyError("ERR invalid end ID for the interval")
 BUSYGROUP = ReplyError("BUSYGROUP Consumer Group name already exists")
 GROUP_DESTROYED = ReplyError("NOGROUP the consumer group this client was blocked on no longer exists")
+COUNT_POSITIVE = ReplyError("ERR COUNT must be > 0")
 KEY_GONE = ReplyError("UNBLOCKED the stream key no longer exists")
 UNBALANCED = ReplyError(
     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
@@ -717,6 +718,9 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
         group = groups[i]
         start = after[i]
         if start is None and not (stream.length and stream.last_id > group.last_id):
+            idle = group.consumers.get(args.consumer)
+            if idle is not None:
+                idle.seen_time = now  # an attempt counts for ``idle`` (Redis 7.2), success for ``inactive``
             continue
         consumer = _get_consumer(client, key, group, args.consumer, propagate)
         consumer.seen_time = now
@@ -1064,7 +1068,7 @@ def xclaim(client: Client, argv: list[bytes]) -> Any:
                     propagate.append(_xclaim_argv(key, group, nack.consumer.name, stream_id, nack))
             continue
         if force and nack is None:
-            nack = Nack(None, now, 0)  # type: ignore[arg-type]
+            nack = Nack(None, now)  # type: ignore[arg-type]
             group.pel.add(stream_id, nack)
         if nack is None:
             continue
@@ -1105,9 +1109,9 @@ def xautoclaim(client: Client, argv: list[bytes]) -> Any:
         more = len(argv) - 1 - j
         opt = argv[j].lower()
         if opt == b"count" and more:
-            count = parse_int(argv[j + 1], NOT_INTEGER)
+            count = parse_int(argv[j + 1], COUNT_POSITIVE)  # getRangeLongFromObjectOrReply
             if not 1 <= count <= LLONG_MAX // 16:
-                raise ReplyError("ERR COUNT must be > 0")
+                raise COUNT_POSITIVE
             j += 1
         elif opt == b"justid":
             justid = True
