@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .support.resp import RawClient, Reply
 
@@ -291,3 +293,54 @@ async def test_redis_py_async_blocking(ar):
     assert [bytes(result[0]), bytes(result[1]), float(result[2])] == [b"q2", b"m", 4.5]
     assert await ar.bzmpop(0.01, 1, ["q1"], min=True) is None
     await other.aclose()
+
+
+# -- generated blocking orders --------------------------------------------------------------------
+
+BLOCK_KEYS = st.lists(st.sampled_from(["k1", "k2", "k3"]), min_size=1, max_size=2, unique=True)
+
+
+@st.composite
+def waiter_commands(draw) -> tuple:
+    keys = draw(BLOCK_KEYS)
+    kind = draw(st.sampled_from(["BZPOPMIN", "BZPOPMAX", "BZMPOP"]))
+    if kind != "BZMPOP":
+        return (kind, *keys, "0")
+    count = draw(st.sampled_from([(), ("COUNT", "2"), ("COUNT", "5")]))
+    return ("BZMPOP", "0", str(len(keys)), *keys, draw(st.sampled_from(["MIN", "MAX"])), *count)
+
+
+@st.composite
+def pusher_steps(draw) -> list[tuple]:
+    """One step: a write, or several in one MULTI/EXEC (served once, after EXEC)."""
+    writes = draw(st.lists(st.one_of(
+        st.tuples(st.just("ZADD"), st.sampled_from(["k1", "k2", "k3"]), st.sampled_from(["1", "2", "3"]),
+                  st.sampled_from(["a", "b", "c", "d"])),
+        st.tuples(st.sampled_from(["ZPOPMIN", "ZPOPMAX"]), st.sampled_from(["k1", "k2", "k3"])),
+        st.tuples(st.just("ZREM"), st.sampled_from(["k1", "k2", "k3"]), st.sampled_from(["a", "b"])),
+    ), min_size=1, max_size=3))
+    if len(writes) > 1 and draw(st.booleans()):
+        return [("MULTI",), *writes, ("EXEC",)]
+    return writes
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(waiters=st.lists(waiter_commands(), min_size=1, max_size=4),
+       steps=st.lists(pusher_steps(), min_size=1, max_size=4))
+def test_generated_blocking_orders(both, waiters, steps):
+    """Random waiters, then random writes: every waiter gets what it gets from Redis, in the same order."""
+
+    def scenario(connect, admin):
+        clients = [connect() for _ in waiters]
+        ids = [client.call("CLIENT", "ID")[1] for client in clients]
+        for i, (client, command) in enumerate(zip(clients, waiters, strict=True)):
+            client.send(*command)
+            wait_blocked(admin, i + 1)
+        replies = [admin.call(*write) for step in steps for write in step]
+        for client_id in ids:
+            admin.call("CLIENT", "UNBLOCK", client_id)  # whoever is still waiting answers "timeout"
+        replies += [client.read() for client in clients]
+        replies += [admin.call("ZRANGE", key, "0", "-1", "WITHSCORES") for key in ("k1", "k2", "k3")]
+        return replies
+
+    both(scenario)
