@@ -14,7 +14,7 @@ from weakref import WeakKeyDictionary
 
 from ..glob import glob_match
 from ..protocol.replies import OK, ReplyError
-from ..scripting.functions import FUNCTION_FLAGS, Function, FunctionRegistry, parse_shebang
+from ..scripting.functions import FUNCTION_FLAGS, Function, FunctionRegistry
 from ..scripting.runtime import LuaEngine
 from .args import parse_int
 from .registry import command, container
@@ -31,21 +31,25 @@ class Scripting:
 
     def __init__(self, broker: Broker) -> None:
         self.engine = LuaEngine(broker)
-        self.scripts: dict[bytes, tuple[Any, bool]] = {}  # sha1 hex -> (compiled chunk, no-writes flag)
+        self.scripts: dict[bytes, tuple[Any, int]] = {}  # sha1 hex -> (compiled chunk, WRITES/NO_WRITES/NO_SHEBANG)
         self.functions = FunctionRegistry(self.engine)
 
-    def script(self, body: bytes) -> tuple[bytes, tuple[Any, bool]]:
+    def script(self, body: bytes) -> tuple[bytes, tuple[Any, int]]:
         """Compile ``body`` (or find it in the cache); return its SHA1 and cache entry."""
         sha = hashlib.sha1(body).hexdigest().encode()
         entry = self.scripts.get(sha)
         if entry is None:
-            no_writes = False
+            kind = NO_SHEBANG
             if body.startswith(b"#!"):
-                no_writes = _script_flags(body)
-            entry = (self.engine.compile(body), no_writes)
+                kind = NO_WRITES if _script_flags(body) else WRITES
+            entry = (self.engine.compile(body), kind)
             self.scripts[sha] = entry
         return sha, entry
 
+
+#: What a script's shebang says about writes: none (``EVAL_RO`` checks each command), may write
+#: (refused by ``EVAL_RO``), ``flags=no-writes`` (read-only even under ``EVAL``).
+NO_SHEBANG, WRITES, NO_WRITES = 0, 1, 2
 
 _STATE: WeakKeyDictionary[Broker, Scripting] = WeakKeyDictionary()
 
@@ -59,10 +63,15 @@ def scripting_of(broker: Broker) -> Scripting:
 
 def _script_flags(body: bytes) -> bool:
     """An EVAL script's ``#!lua flags=...`` shebang; ``True`` if it declares ``no-writes``."""
-    try:
-        meta = parse_shebang(body, library=False)
-    except ReplyError:
-        raise ReplyError("ERR Unexpected engine in script shebang")
+    line = body.split(b"\n", 1)[0]
+    parts = line.split()
+    if parts[0] != b"#!lua":
+        raise ReplyError(f"ERR Unexpected engine in script shebang: {line.decode('utf-8', 'replace')}")
+    meta: dict[str, bytes] = {}
+    for part in parts[1:]:
+        if not part.startswith(b"flags="):
+            raise ReplyError(f"ERR Unknown lua shebang option: {part.decode('utf-8', 'replace')}")
+        meta["flags"] = part[6:]
     flags = [flag for flag in meta.get("flags", b"").decode().split(",") if flag]
     for flag in flags:
         if flag not in FUNCTION_FLAGS:
@@ -87,11 +96,14 @@ def _script_keys(argv: list[bytes]) -> list[int]:
     return list(range(3, 3 + numkeys)) if 0 < numkeys <= len(argv) - 3 else []
 
 
-def _run_script(client: Client, argv: list[bytes], sha: bytes, entry: tuple[Any, bool], readonly: bool) -> Any:
+def _run_script(client: Client, argv: list[bytes], sha: bytes, entry: tuple[Any, int], readonly: bool) -> Any:
     numkeys = _numkeys(argv)
-    chunk, no_writes = entry
+    chunk, kind = entry
+    if readonly and kind == WRITES:
+        raise ReplyError("ERR Can not execute a script with write flag using *_ro command.")
     state = _STATE[client.broker]
-    return state.engine.run(client, chunk, sha.decode(), numkeys, argv, is_eval=True, readonly=readonly or no_writes)
+    return state.engine.run(client, chunk, sha.decode(), numkeys, argv, is_eval=True,
+                            readonly=readonly or kind == NO_WRITES)
 
 
 _EVAL_FLAGS = "noscript skip_monitor may_replicate no_mandatory_keys stale"
@@ -117,7 +129,7 @@ def eval_ro(client: Client, argv: list[bytes]) -> Any:
     return _run_script(client, argv, sha, entry, True)
 
 
-def _cached(client: Client, argv: list[bytes]) -> tuple[bytes, tuple[Any, bool]]:
+def _cached(client: Client, argv: list[bytes]) -> tuple[bytes, tuple[Any, int]]:
     sha = argv[1].lower()
     entry = scripting_of(client.broker).scripts.get(sha)
     if entry is None:

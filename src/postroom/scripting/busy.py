@@ -222,8 +222,8 @@ class BusyResponder:
         self.watched.clear()
         broker.shutdown_requested = self.original_shutdown
         accepted, self.accepted = self.accepted, []
-        if accepted and self.server is not None:
-            loop = asyncio.get_running_loop()
+        loop = broker.loop
+        if accepted and self.server is not None and loop is not None:
             for item in accepted:
                 broker.disconnect(item.client)
                 loop.create_task(self._adopt(loop, item))

@@ -45,8 +45,8 @@ class Library:
     functions: dict[bytes, Function] = field(default_factory=dict)
 
 
-def parse_shebang(code: bytes, *, library: bool) -> dict[str, bytes]:
-    """The ``#!lua key=value ...`` header of a library or (with ``library=False``) an EVAL script."""
+def parse_shebang(code: bytes) -> dict[str, bytes]:
+    """The ``#!lua name=<library>`` header of a library's code."""
     line = code.split(b"\n", 1)[0]
     if not line.startswith(b"#!"):
         raise ReplyError("ERR Missing library metadata")
@@ -57,9 +57,7 @@ def parse_shebang(code: bytes, *, library: bool) -> dict[str, bytes]:
     meta: dict[str, bytes] = {}
     for part in parts[1:]:
         key, sep, value = part.partition(b"=")
-        if not sep or key not in (b"name", b"flags") or (key == b"flags") == library:
-            if not library:
-                raise ReplyError("ERR Unexpected engine in script shebang")
+        if not sep or key != b"name":
             raise ReplyError(f"ERR Invalid metadata value given: {part.decode('utf-8', 'replace')}")
         meta[key.decode()] = value
     return meta
@@ -75,7 +73,7 @@ class FunctionRegistry:
 
     def load(self, code: bytes, replace: bool) -> bytes:
         """FUNCTION LOAD: compile and run the library, then install it; returns its name."""
-        meta = parse_shebang(code, library=True)
+        meta = parse_shebang(code)
         name = meta.get("name")
         if name is None:
             raise ReplyError("ERR Library name was not given")
@@ -164,7 +162,7 @@ class FunctionRegistry:
             self.flush()
         try:
             for code in codes:
-                name = parse_shebang(code, library=True).get("name", b"")
+                name = parse_shebang(code).get("name", b"")
                 if name in self.libraries and policy != b"REPLACE":
                     raise ReplyError(f"ERR Library {name.decode()} already exists")
                 self.load(code, replace=True)

@@ -20,10 +20,9 @@ def install_libraries(lua: Any, libs: Any) -> None:
     """Fill ``libs`` (a Lua table) with the four library tables."""
     table = lua.table_from
     table_type = type(lua.table())
-    null = lua.eval("function() end")  # a unique value standing for JSON null (cjson.null)
-    json_lib = _Json(table, table_type, null)
+    json_lib = _Json(table, table_type, JSON_NULL)
     libs[b"cjson"] = table({
-        b"encode": json_lib.encode, b"decode": json_lib.decode, b"null": null,
+        b"encode": json_lib.encode, b"decode": json_lib.decode, b"null": JSON_NULL,
         b"encode_keep_buffer": lambda *a: True, b"encode_max_depth": lambda *a: 1000,
         b"decode_max_depth": lambda *a: 1000, b"encode_number_precision": lambda *a: 14,
         b"encode_invalid_numbers": lambda *a: False, b"decode_invalid_numbers": lambda *a: True,
@@ -43,6 +42,18 @@ def install_libraries(lua: Any, libs: Any) -> None:
         b"bswap": lambda x: _signed(int.from_bytes(_u32(x).to_bytes(4, "little"), "big")),
     })
     libs[b"struct"] = table({b"pack": _struct_pack, b"unpack": _struct_unpack, b"size": _struct_size})
+
+
+class _JsonNull:
+    """``cjson.null``: a light userdata in lua-cjson, a unique Python object (userdata to Lua) here."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "cjson.null"
+
+
+JSON_NULL = _JsonNull()
 
 
 # -- bit ---------------------------------------------------------------------------------------
@@ -116,7 +127,7 @@ class _Json:
         return "".join(parts).encode("latin-1")
 
     def _encode(self, value: Any, out: list[str], depth: int) -> None:
-        if value is None or value == self.null:
+        if value is None or value is self.null:
             out.append("null")
         elif value is True:
             out.append("true")
@@ -159,7 +170,7 @@ class _Json:
                 self._encode(item, out, depth + 1)
             out.append("}")
         else:
-            raise ValueError(f"Cannot serialise {type(value).__name__}: type not supported")
+            raise ValueError(f"Cannot serialise {_lua_type_name(value)}: type not supported")
 
     def decode(self, text: bytes) -> Any:
         try:
@@ -204,39 +215,63 @@ def _array_length(items: list[tuple[Any, Any]]) -> int | None:
 
 
 class _MsgPack:
+    """lua-cmsgpack: integral numbers as the smallest integer, floats as float32 when exact."""
+
     def __init__(self, table: Any, table_type: type) -> None:
         self.table = table
         self.table_type = table_type
 
     def pack(self, *values: Any) -> bytes:
         if not values:
-            raise ValueError("MessagePack pack needs input.")
-        return b"".join(msgpack.packb(self._to_python(v, 0), use_bin_type=False) for v in values)
+            raise ValueError("bad argument #0 to 'pack' (MessagePack pack needs input.)")
+        out = bytearray()
+        for value in values:
+            self._pack(value, out, 0)
+        return bytes(out)
 
-    def _to_python(self, value: Any, depth: int) -> Any:
-        if type(value) is self.table_type:
+    def _pack(self, value: Any, out: bytearray, depth: int) -> None:
+        if value is None:
+            out.append(0xC0)
+        elif value is True or value is False:
+            out.append(0xC3 if value else 0xC2)
+        elif isinstance(value, int):
+            out += msgpack.packb(value)
+        elif isinstance(value, float):
+            single = pystruct.pack(">f", value)
+            if pystruct.unpack(">f", single)[0] == value or math.isnan(value):
+                out += b"\xca" + single
+            else:
+                out += b"\xcb" + pystruct.pack(">d", value)
+        elif isinstance(value, bytes):
+            n = len(value)
+            if n < 32:
+                out.append(0xA0 | n)
+            elif n < 256:
+                out += bytes((0xD9, n))
+            elif n < 65536:
+                out += b"\xda" + n.to_bytes(2, "big")
+            else:
+                out += b"\xdb" + n.to_bytes(4, "big")
+            out += value
+        elif type(value) is self.table_type and depth < 16:
             items = list(value.items())
-            if depth >= 16:
-                return None
-            length = len(items)
-            if length and all(type(k) is int for k, _ in items) and {k for k, _ in items} == set(range(1, length + 1)):
-                return [self._to_python(value[i], depth + 1) for i in range(1, length + 1)]
-            return {self._to_python(k, depth + 1): self._to_python(v, depth + 1) for k, v in items}
-        if isinstance(value, float):
-            if value.is_integer() and abs(value) < 2**63:
-                return int(value)
-            return value
-        if isinstance(value, bytes | int | bool) or value is None:
-            return value
-        return None
+            n = len(items)
+            if n and all(type(k) is int for k, _ in items) and {k for k, _ in items} == set(range(1, n + 1)):
+                out += _container_header(n, 0x90, 0xDC)
+                for i in range(1, n + 1):
+                    self._pack(value[i], out, depth + 1)
+            else:
+                out += _container_header(n, 0x80, 0xDE)
+                for k, v in items:
+                    self._pack(k, out, depth + 1)
+                    self._pack(v, out, depth + 1)
+        else:
+            out.append(0xC0)
 
     def unpack(self, data: bytes) -> Any:
         unpacker = msgpack.Unpacker(raw=True, strict_map_key=False)
         unpacker.feed(data)
-        values = [self._to_lua(v) for v in unpacker]
-        if not values:
-            raise ValueError("Missing bytes in input.")
-        return tuple(values) if len(values) > 1 else values[0]
+        return tuple(self._to_lua(v) for v in unpacker)
 
     def _to_lua(self, value: Any) -> Any:
         if isinstance(value, list):
@@ -244,6 +279,23 @@ class _MsgPack:
         if isinstance(value, dict):
             return self.table({self._to_lua(k): self._to_lua(v) for k, v in value.items()})
         return value
+
+
+def _container_header(n: int, fix: int, wide: int) -> bytes:
+    if n < 16:
+        return bytes((fix | n,))
+    if n < 65536:
+        return bytes((wide,)) + n.to_bytes(2, "big")
+    return bytes((wide + 1,)) + n.to_bytes(4, "big")
+
+
+def _lua_type_name(value: Any) -> str:
+    name = type(value).__name__
+    if "Function" in name or callable(value):
+        return "function"
+    if "Thread" in name:
+        return "thread"
+    return "userdata"
 
 
 # -- struct ------------------------------------------------------------------------------------

@@ -111,7 +111,7 @@ class LuaEngine:
         self.busy = BusyResponder(self)
         table = self.lua.table_from
         callbacks = table({
-            b"call": self._call, b"pcall": self._pcall, b"sha1hex": _sha1hex, b"log": _log,
+            b"call": self._call, b"pcall": self._pcall, b"sha1hex": self._sha1hex, b"log": self._log,
             b"setresp": self._setresp, b"set_repl": self._set_repl, b"acl_check_cmd": self._acl_check_cmd,
             b"hook": self._hook, b"hook_every": HOOK_EVERY, b"version": REDIS_VERSION.encode(),
             b"version_num": _VERSION_NUM, b"error_value": _error_value,
@@ -224,22 +224,49 @@ class LuaEngine:
         del broker._propagating[mark:]
         return reply
 
-    def _setresp(self, version: int) -> None:
-        if self.current is not None:
-            self.current.resp = version
-            self.client.set_protocol(version)
+    def _raise(self, message: str) -> None:
+        raise ScriptError(self.converter.table({b"err": message.encode()}))
 
-    def _set_repl(self, flags: int) -> None:
+    def _setresp(self, *args: Any) -> None:
+        if len(args) != 1:
+            self._raise("ERR redis.setresp() requires one argument.")
+        if args[0] not in (2, 3) or type(args[0]) is bool:
+            self._raise("ERR RESP version must be 2 or 3.")
         if self.current is not None:
-            self.current.repl = flags
+            self.current.resp = int(args[0])
+            self.client.set_protocol(int(args[0]))
+
+    def _set_repl(self, *args: Any) -> None:
+        if len(args) != 1:
+            self._raise("ERR redis.set_repl() requires two arguments.")
+        flags = args[0]
+        if type(flags) not in (int, float) or flags not in (0, 1, 2, 3):
+            self._raise("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.")
+        if self.current is not None:
+            self.current.repl = int(flags)
+
+    def _sha1hex(self, *args: Any) -> bytes:
+        if len(args) != 1:
+            self._raise("ERR wrong number of arguments")
+        return hashlib.sha1(lua_tostring(args[0])).hexdigest().encode()
+
+    def _log(self, *args: Any) -> None:
+        if len(args) < 2:
+            self._raise("ERR redis.log() requires two arguments or more.")
+        level = args[0]
+        if type(level) not in (int, float):
+            self._raise("ERR First argument must be a number (log level).")
+        if level not in (0, 1, 2, 3):
+            self._raise("ERR Invalid debug level.")
+        message = b" ".join(lua_tostring(arg) for arg in args[1:] if type(arg) in (bytes, int, float))
+        log.log(_LOG_LEVELS[int(level)], "%s", message.decode("utf-8", "replace"))
 
     def _acl_check_cmd(self, *args: Any) -> Any:
         if not args:
-            raise ScriptError(self.converter.table({b"err": lua_error_text(NO_ARGS)}))
+            self._raise(NO_ARGS.message)
         name = lua_argument(args[0])
         if name is None or COMMANDS.get(name.lower()) is None:
-            error = ReplyError("ERR Invalid command passed to redis.acl_check_cmd()")
-            raise ScriptError(self.converter.table({b"err": lua_error_text(error)}))
+            self._raise("ERR Invalid command passed to redis.acl_check_cmd()")
         return True
 
     def _hook(self) -> bytes | None:
@@ -265,12 +292,15 @@ def _error_value(error: Any) -> tuple[Any, bytes]:
     return None, str(error).encode()
 
 
-def _sha1hex(text: bytes) -> bytes:
-    return hashlib.sha1(text).hexdigest().encode()
-
-
-def _log(level: int, message: bytes) -> None:
-    log.log(_LOG_LEVELS[int(level)], "%s", message.decode("utf-8", "replace"))
+def lua_tostring(value: Any) -> bytes:
+    """``tostring`` of a string or number as Lua 5.1 prints it (``%.14g``)."""
+    if type(value) is bytes:
+        return value
+    if type(value) is int and abs(value) < 10**15:
+        return b"%d" % value
+    if type(value) in (int, float):
+        return b"%.14g" % value
+    return str(value).encode()
 
 
 def _text(value: Any) -> str:

@@ -126,11 +126,15 @@ local function error_handler(err)
     return err
 end
 
+-- Redis's pcall hands the script the `err` string of an error table.
 local function caught(ok, ...)
     if ok then return ok, ... end
     local err = ...
     if type(err) == 'userdata' then
         err = python_error(err, getinfo(3, 'Sl'))
+    end
+    if type(err) == 'table' and type(err.err) == 'string' then
+        err = err.err
     end
     return false, err
 end
@@ -146,32 +150,42 @@ env.xpcall = function(f, handler)
 end
 env.__redis__err__handler = error_handler
 
-local function lib_error(message)
-    error({err = message})
-end
-
 -- The redis library ---------------------------------------------------------------------------
 
 local redis = {}
 
--- Python functions are C functions to Lua: `return redis.call(...)` keeps the caller's frame,
--- so errors name the script line as Redis's do.
+-- The functions that can raise are Python callables, which Lua sees as C functions: unlike a
+-- Lua function, `return redis.call(...)` does not tail-call them away from the script's frame,
+-- so errors name the script line as Redis's do.  `type` reports them as functions.
 redis.call = py.call
 redis.pcall = py.pcall
 
+local python_functions = {}
+for _, name in ipairs({'call', 'pcall', 'sha1hex', 'log', 'setresp', 'set_repl', 'acl_check_cmd'}) do
+    python_functions[py[name]] = true
+end
+for _, lib in pairs(libs) do
+    for key, value in pairs(lib) do
+        if type(value) == 'userdata' and key ~= 'null' then python_functions[value] = true end
+    end
+end
+env.type = function(value)
+    local kind = type(value)
+    if kind == 'userdata' and python_functions[value] then return 'function' end
+    return kind
+end
+
 function redis.error_reply(message)
     if type(message) ~= 'string' and type(message) ~= 'number' then
-        return lib_error('ERR wrong number or type of arguments')
+        return {err = 'ERR wrong number or type of arguments'}
     end
+    -- Redis prefixes a '-' when missing, then reads "-CODE text"; a single word gets the ERR code.
     message = tostring(message)
+    if ssub(message, 1, 1) == '-' then message = ssub(message, 2) end
     local code, text = 'ERR', message
-    if ssub(message, 1, 1) == '-' then
-        local space = sfind(message, ' ', 1, true)
-        if space then
-            code, text = ssub(message, 2, space - 1), ssub(message, space + 1)
-        else
-            text = ssub(message, 2)
-        end
+    local space = sfind(message, ' ', 1, true)
+    if space then
+        code, text = ssub(message, 1, space - 1), ssub(message, space + 1)
     end
     text = sgsub(sgsub(text, '^[\r\n]+', ''), '[\r\n]+$', '')
     return {err = code .. ' ' .. text}
@@ -179,46 +193,18 @@ end
 
 function redis.status_reply(message)
     if type(message) ~= 'string' and type(message) ~= 'number' then
-        return lib_error('ERR wrong number or type of arguments')
+        return {err = 'ERR wrong number or type of arguments'}
     end
     return {ok = tostring(message)}
 end
 
-function redis.sha1hex(...)
-    if select('#', ...) ~= 1 then lib_error('ERR wrong number of arguments') end
-    return py.sha1hex(tostring((...)))
-end
-
+redis.sha1hex = py.sha1hex
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
-
-function redis.log(...)
-    local n = select('#', ...)
-    if n < 2 then lib_error('ERR redis.log() requires two arguments or more.') end
-    local level = ...
-    if type(level) ~= 'number' then lib_error('ERR First argument must be a number (log level).') end
-    if level < 0 or level > 3 then lib_error('ERR Invalid debug level.') end
-    local parts = {}
-    for i = 2, n do parts[#parts + 1] = tostring((select(i, ...))) end
-    py.log(level, table.concat(parts, ' '))
-end
-
-function redis.setresp(...)
-    if select('#', ...) ~= 1 then lib_error('ERR redis.setresp() requires one argument.') end
-    local version = ...
-    if version ~= 2 and version ~= 3 then lib_error('ERR RESP version must be 2 or 3.') end
-    py.setresp(version)
-end
-
+redis.log = py.log
+redis.setresp = py.setresp
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_REPLICA, redis.REPL_SLAVE, redis.REPL_ALL = 0, 1, 2, 2, 3
 
-function redis.set_repl(...)
-    if select('#', ...) ~= 1 then lib_error('ERR redis.set_repl() requires two arguments.') end
-    local flags = ...
-    if type(flags) ~= 'number' or flags < 0 or flags > 3 or flags % 1 ~= 0 then
-        lib_error('ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
-    end
-    py.set_repl(flags)
-end
+redis.set_repl = py.set_repl
 
 function redis.replicate_commands()
     return true

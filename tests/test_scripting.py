@@ -1,0 +1,225 @@
+"""EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT against the oracle: conversions, errors, sandbox, libraries."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+# Scripts whose reply (value or error) must match redis-server's byte for byte, RESP2 and RESP3.
+SCRIPTS = [
+    # Lua -> Redis conversions
+    "return 1", "return -7", "return 3.99", "return -3.99", "return 1e20", "return 0/0", "return 1/0",
+    "return 'text'", "return true", "return false", "return nil",
+    "return {1, 2, 'x', {3, {4}}}", "return {1, false, 3}", "return {1, nil, 3}", "return {}",
+    "return {ok='fine'}", "return {err='MYERR bad'}", "return {err='-x y'}", "return {err=''}",
+    "return {err=1}", "return {ok=1}", "return {err='x', ok='y'}",
+    "return {double=3.5}", "return {double=0.1}", "return {big_number='123'}",
+    "return {map={a=1}}", "return {set={a=true}}",
+    "return redis.status_reply('fine')", "return redis.error_reply('bad')",
+    "return redis.error_reply('-bad thing')", "return redis.error_reply('-CODE')",
+    "return redis.error_reply()", "return redis.status_reply()",
+    "return redis.error_reply('bad thing').err", "return redis.status_reply('x').ok",
+    # setresp(3) conversions
+    "redis.setresp(3); return true", "redis.setresp(3); return false", "redis.setresp(3); return {double=1.5}",
+    "redis.setresp(3); return redis.call('ping')", "redis.setresp(3); return type(redis.call('get', 'nokey'))",
+    "redis.setresp(2); return type(redis.call('get', 'nokey'))",
+    "return redis.setresp(4)", "return redis.setresp()",
+    # Redis -> Lua conversions
+    "return redis.call('ping')", "return type(redis.call('ping'))", "return redis.call('ping').ok",
+    "return redis.call('set', 'k', 'v')", "return redis.call('get', 'k')", "return redis.call('incr', 'n')",
+    "return redis.call('incrbyfloat', 'f', '1.5')", "return redis.call('rpush', 'l', 'a', 'b', 'c')",
+    "return redis.call('lrange', 'l', 0, -1)", "return type(redis.call('get', 'nokey'))",
+    "return redis.pcall('incr', 'l')", "return type(redis.pcall('incr', 'l'))",
+    "local t = redis.pcall('incr', 'l'); return t.err",
+    "return redis.call('set', 'a', 0.1)", "return {redis.call('set', 'a', 1.5), redis.call('get', 'a')}",
+    "redis.call('set', 'a', 1e20); return redis.call('get', 'a')",
+    "redis.call('set', 'a', 12); return redis.call('get', 'a')",
+    # redis.call / redis.pcall errors
+    "return redis.call('incr', 'x', 'y')", "return redis.call('nosuch')", "return redis.pcall('nosuch')",
+    "return redis.call()", "return redis.call(1)", "return redis.call({})", "return redis.call('set', 'a', {})",
+    "return redis.call('set', 'a', nil)", "return redis.pcall('set', 'a', {})",
+    "return redis.call('config')", "return redis.call('config', 'nosuch')", "return redis.pcall('config', 'nosuch')",
+    "return redis.call('eval', 'return 1', '0')", "return redis.call('multi')", "return redis.call('watch', 'x')",
+    "return redis.call('subscribe', 'x')", "return redis.call('set', 'a', 'b', 'px')",
+    "redis.call('set', 's', 'bar'); return redis.call('incr', 's')",
+    "redis.call('set', 's', 'bar'); return redis.pcall('incr', 's')",
+    "return pcall(redis.call, 'incr', 'l')", "local ok, e = pcall(redis.call, 'incr', 'l'); return e.err",
+    "local ok, e = pcall(error, {err='X y'}); return e.err",
+    # script errors and positions
+    "error('boom')", "error({err='MY boom'})", "error({err='-x y'})",
+    "local function f() error('deep') end f()", "\n\nerror('third line')",
+    "local x = nil; return x.field", "return 1 + {}", "retur", "return (",
+    # sandbox
+    "x = 1", "return os", "return io", "return debug", "return require", "return loadfile", "return dofile",
+    "return package", "return print", "return getfenv", "return setfenv", "return newproxy", "return _G.x",
+    "redis.call = nil", "string.foo = 1", "rawset(_G, 'x', 1)", "KEYS = 1", "setmetatable(_G, {})",
+    "return getmetatable(_G)", "return loadstring('x=1')()", "return loadstring('return 1')()",
+    "local t = {} setmetatable(t, {}) return 1",
+    "local t = {} for k, v in pairs(_G) do t[#t + 1] = k .. ':' .. type(v) end table.sort(t) return t",
+    "local t = {} for k, v in pairs(redis) do t[#t + 1] = k .. ':' .. type(v) end table.sort(t) return t",
+    "return _VERSION", "return tostring(0.1)", "return string.format('%d', 3)", "return math.random()",
+    # the redis library
+    "return redis.sha1hex('')", "return redis.sha1hex('abc')", "return redis.sha1hex()",
+    "return redis.REDIS_VERSION", "return redis.REDIS_VERSION_NUM",
+    "return redis.log(redis.LOG_WARNING, 'x')", "return redis.log()", "return redis.log(99, 'x')",
+    "return redis.set_repl(redis.REPL_ALL)", "return redis.set_repl()", "return redis.set_repl(99)",
+    "return redis.breakpoint()", "return redis.debug('x')", "return redis.replicate_commands()",
+    "return redis.acl_check_cmd('get', 'x')", "return redis.acl_check_cmd('nosuch')", "return redis.acl_check_cmd()",
+    "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+    "return {redis.REPL_NONE, redis.REPL_AOF, redis.REPL_REPLICA, redis.REPL_SLAVE, redis.REPL_ALL}",
+    # cjson, cmsgpack, bit, struct
+    "return cjson.encode({1, 2, {a=1}})", "return cjson.encode({})", "return cjson.encode('a/b\"c')",
+    "return cjson.encode({1.5, -3, 1e20, true, false})", "return cjson.encode(cjson.null)",
+    "local t = cjson.decode('[1,2,{\"a\":[true,false]}]'); return {t[1], t[2], type(t[3].a[1])}",
+    "return cjson.decode('{\"a\":\"b\"}').a", "return type(cjson.decode('null'))",
+    "return cjson.decode('null') == cjson.null",
+    "return cmsgpack.pack(1)", "return cmsgpack.pack({1, 2, 3})", "return cmsgpack.pack({a=1})",
+    "return cmsgpack.pack('abc', 1.5, -1)", "return {cmsgpack.unpack(cmsgpack.pack(1, 'a', {1, 2}))}",
+    "return cmsgpack.unpack(cmsgpack.pack({x='y'})).x",
+    "return bit.band(0xff, 0x0f)", "return bit.bor(1, 2, 4)", "return bit.bxor(5, 3)", "return bit.bnot(0)",
+    "return bit.lshift(1, 31)", "return bit.rshift(-1, 28)", "return bit.arshift(-256, 4)",
+    "return bit.rol(0x12345678, 8)", "return bit.ror(0x12345678, 8)", "return bit.bswap(0x12345678)",
+    "return bit.tohex(255)", "return bit.tohex(-1, -4)", "return bit.tobit(2^32 + 5)",
+    "return struct.pack('>I', 1)", "return struct.pack('<h', -2)", "return struct.pack('>i8', 5)",
+    "return struct.pack('BBc3', 1, 2, 'abcdef')", "return {struct.unpack('>I', '\\0\\0\\1\\0')}",
+    "return {struct.unpack('<hB', struct.pack('<hB', -2, 7))}", "return struct.size('>iI')",
+    "return {struct.unpack('s', 'ab\\0cd')}",
+]
+
+KEYED = [
+    ("return {KEYS[1], KEYS[2], ARGV[1], ARGV[2]}", 2, "k1", "k2", "a1", "a2"),
+    ("return #KEYS + #ARGV", 2, "a", "b", "c"),
+    ("return redis.call('set', KEYS[1])", 0),
+    ("return redis.call('set', KEYS[1], ARGV[1])", 1, "k", "v"),
+    ("return 1", 3, "a"),
+    ("return 1", -1),
+    ("return 1", "abc"),
+    ("return 1", "1.5"),
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_eval_matches_redis(diff, script):
+    diff.check("EVAL", script, 0)
+    diff.check("SCRIPT", "FLUSH")
+
+
+@pytest.mark.parametrize("call", KEYED, ids=[c[0][:30] for c in KEYED])
+def test_eval_keys_and_argv(diff, call):
+    diff.check("EVAL", *call)
+
+
+def test_eval_wrong_arity(diff):
+    diff.check("EVAL", "return 1")
+    diff.check("EVALSHA", "x")
+    diff.check("EVAL_RO", "return 1")
+
+
+def test_evalsha_and_script_cache(diff):
+    sha = diff.check("SCRIPT", "LOAD", "return ARGV[1]")[1]
+    diff.check("EVALSHA", sha, 0, "hello")
+    diff.check("EVALSHA", sha.upper(), 0, "hello")
+    diff.check("EVALSHA_RO", sha, 0, "ro")
+    diff.check("SCRIPT", "EXISTS", sha, "0" * 40)
+    diff.check("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8dx", 0)
+    diff.check("EVALSHA", "short", 0)
+    diff.check("EVAL", "return 'cached by eval'", 0)
+    diff.check("SCRIPT", "EXISTS", "fd0e3beb0df7fb4e2d6bdbedb73f3fdcd4b82bc8")
+    diff.check("SCRIPT", "FLUSH", "ASYNC")
+    diff.check("SCRIPT", "EXISTS", sha)
+    diff.check("EVALSHA", sha, 0)
+    diff.check("SCRIPT", "FLUSH", "SYNC")
+    diff.check("SCRIPT", "FLUSH", "BAD")
+    diff.check("SCRIPT", "FLUSH", "SYNC", "ASYNC")
+    diff.check("SCRIPT", "LOAD", "retur")
+    diff.check("SCRIPT", "EXISTS")
+    diff.check("SCRIPT", "NOPE")
+    diff.check("SCRIPT", "HELP")
+    diff.check("SCRIPT", "KILL")
+    diff.check("SCRIPT", "LOAD", "a", "b")
+
+
+def test_read_only_scripts(diff):
+    diff.check("EVAL_RO", "return redis.call('set', 'a', 'b')", 0)
+    diff.check("EVAL_RO", "return redis.call('get', 'a')", 0)
+    sha = diff.check("SCRIPT", "LOAD", "return redis.call('set', 'a', 'b')")[1]
+    diff.check("EVALSHA_RO", sha, 0)
+    diff.check("EVAL_RO", "return redis.pcall('incr', 'a')", 0)
+    diff.check("EXISTS", "a")
+
+
+SHEBANGS = [
+    "#!lua\nreturn 1",
+    "#!lua flags=no-writes\nreturn redis.call('set', 'a', 'b')",
+    "#!lua flags=no-writes\nreturn redis.call('get', 'a')",
+    "#!lua flags=no-writes,allow-oom,allow-stale,no-cluster,allow-cross-slot-keys\nreturn 1",
+    "#!lua flags=bad\nreturn 1",
+    "#!luajit\nreturn 1",
+    "#!lua name=x\nreturn 1",
+    "#!lua\nerror('line two')",
+]
+
+
+@pytest.mark.parametrize("script", SHEBANGS)
+def test_script_shebang(diff, script):
+    diff.check("EVAL", script, 0)
+
+
+def test_shebang_with_eval_ro(diff):
+    diff.check("EVAL_RO", "#!lua\nreturn redis.call('set', 'a', 'b')", 0)
+    diff.check("EVAL_RO", "#!lua flags=no-writes\nreturn 1", 0)
+
+
+def test_select_inside_script_does_not_leak(diff):
+    diff.check("EVAL", "redis.call('select', 3); return redis.call('set', 'in3', 'x')", 0)
+    diff.check("EXISTS", "in3")
+    diff.check("SELECT", 3)
+    diff.check("GET", "in3")
+
+
+def test_blocking_commands_do_not_block_in_scripts(diff):
+    diff.check("EVAL", "return redis.call('blpop', 'nolist', 0)", 0)
+    diff.check("EVAL", "return redis.pcall('blmove', 'a', 'b', 'left', 'left', 0)", 0)
+
+
+def test_script_writes_invalidate_watch(diff):
+    for server in (diff.ours, diff.theirs):
+        server.call("WATCH", "w")
+    other = diff.ours.__class__(diff.ours.sock.getpeername()[1]), diff.theirs.__class__(diff.theirs.sock.getpeername()[1])
+    try:
+        assert other[0].call("EVAL", "return redis.call('set', KEYS[1], 'x')", 1, "w") == ("+", b"OK")
+        assert other[1].call("EVAL", "return redis.call('set', KEYS[1], 'x')", 1, "w") == ("+", b"OK")
+    finally:
+        other[0].close()
+        other[1].close()
+    diff.check("MULTI")
+    diff.check("GET", "w")
+    diff.check("EXEC")
+
+
+def test_memory_is_capped(postroom_server):
+    from postroom.commands.scripting import scripting_of
+
+    engine = scripting_of(postroom_server.broker).engine
+    client = redis.Redis(port=postroom_server.port)
+    limit = engine.lua.get_max_memory()
+    postroom_server.call_in_loop(engine.lua.set_max_memory, 32 * 1024 * 1024)
+    try:
+        with pytest.raises(redis.ResponseError, match="not enough memory"):
+            client.eval("local t = {} for i = 1, 1e8 do t[i] = string.rep('x', 100) .. i end", 0)
+        assert client.eval("return 'still alive'", 0) == b"still alive"
+    finally:
+        postroom_server.call_in_loop(engine.lua.set_max_memory, limit)
+        client.close()
+
+
+def test_redis_py_register_script(r):
+    incr = r.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    assert incr(keys=["counter"], args=[5]) == 5
+    assert incr(keys=["counter"], args=[2]) == 7
+    r.script_flush()
+    assert incr(keys=["counter"], args=[1]) == 8  # NOSCRIPT, then redis-py falls back to EVAL
+    with r.pipeline() as pipe:
+        incr(keys=["counter"], args=[1], client=pipe)
+        pipe.get("counter")
+        assert pipe.execute() == [9, b"9"]
