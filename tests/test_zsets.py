@@ -573,3 +573,69 @@ def test_generated_sequences(diff, sequence):
         diff.check(*command)
     for key in ("k1", "k2", "k3"):
         diff.check("ZRANGE", key, "0", "-1", "WITHSCORES")
+
+
+def test_edge_values(diff):
+    big, small = "9223372036854775807", "-9223372036854775808"
+    seed(diff)
+    diff.check("ZADD", "z", "1", "", "1e-5", "tiny", "0.30000000000000004", "sum")
+    for command in (
+        ("ZRANGE", "z", "0", big, "WITHSCORES"), ("ZRANGE", "z", small, "-1"), ("ZRANGE", "z", small, big),
+        ("ZRANGE", "z", "0", "9223372036854775808"), ("ZREMRANGEBYRANK", "z", small, small),
+        ("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", big, big), ("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", "0", big),
+        ("ZRANGEBYSCORE", "z", "-inf", "+inf", "LIMIT", small, "1"), ("ZRANGEBYLEX", "z", "-", "+", "LIMIT", "0", "-5"),
+        ("ZRANGE", "z", "(1", "5", "BYSCORE", "LIMIT", "0", "-1", "WITHSCORES"), ("ZRANGE", "z", "+inf", "(inf", "BYSCORE"),
+        ("ZRANGE", "z", "(inf", "+inf", "BYSCORE"), ("ZRANGESTORE", "d", "z", "0", "-1", "BYLEX"),
+        ("ZPOPMIN", "nokey", big), ("ZINTERCARD", "1", "z", "LIMIT", big), ("ZUNION", big, "z"),
+        ("ZDIFF", "2", "z", "z", "WITHSCORES"), ("ZRANDMEMBER", "z", big), ("ZRANDMEMBER", "z", big, "WITHSCORES"),
+        ("ZMPOP", big, "z", "MIN"), ("ZCOUNT", "z", "(-inf", "(+inf"), ("ZSCORE", "z", ""), ("ZRANK", "z", ""),
+        ("ZADD", "z", "0x1p-3", "hexa"), ("ZADD", "z", "1.", "dot"), ("ZADD", "z", ".5", "half"), ("ZADD", "z", ".", "x"),
+        ("ZADD", "z", "+.5e1", "plus"), ("ZADD", "z", "infinity", "infinite"), ("ZADD", "z", "-INF", "minf"),
+        ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZPOPMAX", "z", big),
+    ):
+        diff.check(*command)
+    diff.check("ZADD", "one", "5", "only")
+    diff.check("ZRANDMEMBER", "one", "-3", "WITHSCORES")
+    diff.check("ZRANDMEMBER", "one", "1")
+
+
+def test_weights_and_aggregates_with_infinities(diff):
+    diff.check("ZADD", "a", "inf", "x", "-inf", "y", "0", "z", "1", "w")
+    diff.check("ZADD", "b", "-inf", "x", "inf", "y", "0", "z", "2", "w")
+    for weights in (("1", "1"), ("0", "1"), ("inf", "1"), ("-inf", "0"), ("0.1", "0.2"), ("-0", "-0")):
+        for aggregate in ("SUM", "MIN", "MAX"):
+            diff.check("ZUNION", "2", "a", "b", "WEIGHTS", *weights, "AGGREGATE", aggregate, "WITHSCORES")
+            diff.check("ZINTER", "2", "a", "b", "WEIGHTS", *weights, "AGGREGATE", aggregate, "WITHSCORES")
+    diff.check("ZUNIONSTORE", "d", "3", "a", "b", "a", "WEIGHTS", "0.1", "0.2", "0.3")
+    diff.check("ZRANGE", "d", "0", "-1", "WITHSCORES")
+    diff.check("ZINTERSTORE", "d", "2", "a", "a", "WEIGHTS", "2", "3")
+    diff.check("ZRANGE", "d", "0", "-1", "WITHSCORES")
+
+
+def _pairs(flat: list) -> list:
+    return sorted(zip(flat[::2], flat[1::2], strict=True))
+
+
+def test_listpack_limits_from_config(diff):
+    """CONFIG SET zset-max-listpack-* changes when sets convert (and with it -0 and ZSCAN shape)."""
+    try:
+        diff.check("CONFIG", "SET", "zset-max-listpack-entries", "0")
+        diff.check("ZADD", "z", "-0", "neg", "1", "a")
+        diff.check("ZSCORE", "z", "neg")
+        diff.check("ZADD", "z", "INCR", "-0", "a2")
+        diff.check("ZRANGE", "z", "0", "-1", "WITHSCORES")
+        diff.check("CONFIG", "SET", "zset-max-listpack-entries", "3")
+        diff.check("CONFIG", "SET", "zset-max-listpack-value", "2")
+        diff.check("ZADD", "y", "-0", "a", "1", "b", "2", "c")
+        diff.check("ZADD", "y", "-0", "d")
+        diff.check("ZADD", "y", "-0", "e")
+        diff.check("ZADD", "x", "-0", "abc", "-0", "b")
+        diff.check("ZSCORE", "x", "b")
+        for key in ("x", "y"):
+            diff.check("ZRANGE", key, "0", "-1", "WITHSCORES")
+            ours, theirs = diff.both("ZSCAN", key, "0", "COUNT", "100")
+            assert ours[1][0] == theirs[1][0] == ("$", b"0")
+            assert _pairs(ours[1][1][1]) == _pairs(theirs[1][1][1])
+    finally:
+        diff.check("CONFIG", "SET", "zset-max-listpack-entries", "128")
+        diff.check("CONFIG", "SET", "zset-max-listpack-value", "64")
