@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import notifications as ev
 from ..keyspace.database import WRONGTYPE
 from ..protocol.replies import OK, ReplyError
-from .args import LLONG_MAX, LLONG_MIN, SYNTAX_ERROR, parse_int
+from .args import LLONG_MAX, LLONG_MIN, NOT_INTEGER, SYNTAX_ERROR, parse_int
 from .registry import command
 
 if TYPE_CHECKING:
@@ -266,12 +266,13 @@ def msetnx(client: Client, argv: list[bytes]) -> int:
 def _set_pairs(client: Client, argv: list[bytes]) -> None:
     set_value = client.db.set
     touch = client.touch
-    notify = client.notify
+    notify = client.notify if client.broker.notify_flags & ev.STRING else None
     for i in range(1, len(argv), 2):
         key = argv[i]
         set_value(key, argv[i + 1])
         touch(key)
-        notify(ev.STRING, b"set", key)
+        if notify is not None:
+            notify(ev.STRING, b"set", key)
 
 
 # -- counters ----------------------------------------------------------------------------------
@@ -282,14 +283,20 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     db = client.db
     old = db.get(key)
     if old is None:
-        current = 0
+        result = delta
     elif type(old) is bytes:
-        current = parse_int(old)
+        # string2ll's strict form is exactly "prints back the same" (no '+', spaces, '_' or leading zeros).
+        try:
+            current = int(old)
+        except ValueError:
+            raise NOT_INTEGER
+        if b"%d" % current != old or not LLONG_MIN <= current <= LLONG_MAX:
+            raise NOT_INTEGER
+        result = current + delta
+        if not LLONG_MIN <= result <= LLONG_MAX:
+            raise OVERFLOW
     else:
         raise WRONGTYPE
-    result = current + delta
-    if not LLONG_MIN <= result <= LLONG_MAX:
-        raise OVERFLOW
     db.set(key, b"%d" % result, True)
     client.touch(key)
     client.notify(ev.STRING, b"incrby", key)
