@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
@@ -326,3 +327,14 @@ def test_other_string_propagation(diff, propagated):
     diff.check("INCR", "g")
     diff.check("SETRANGE", "g", "5", "")
     assert propagated.take() == [[b"INCR", b"g"]]
+
+
+def test_lcs_long_strings(diff):
+    """Long inputs: the bit-parallel table must agree with Redis on the LCS, its length and the ranges."""
+    rng = random.Random(7)
+    a = "".join(rng.choice("acgt") for _ in range(1500))
+    b = "".join(rng.choice("acgt") for _ in range(1200))
+    diff.check("MSET", "a", a, "b", b)
+    diff.check("LCS", "a", "b")
+    diff.check("LCS", "a", "b", "LEN")
+    diff.check("LCS", "a", "b", "IDX", "MINMATCHLEN", "5", "WITHMATCHLEN")

@@ -572,8 +572,8 @@ def lcs(client: Client, argv: list[bytes]) -> Any:
         i += 1
     if want_idx and want_len:
         raise ReplyError("ERR If you want both the length and indexes, please just use IDX.")
-    table = _lcs_table(a, b)
-    length = table[len(a)][len(b)]
+    table = _LcsTable(a, b)
+    length = table.length(len(a), len(b))
     if want_len:
         return length
     common, ranges = _lcs_walk(a, b, table, length)
@@ -590,25 +590,36 @@ def lcs(client: Client, argv: list[bytes]) -> Any:
     return {b"matches": matches, b"len": length}
 
 
-def _lcs_table(a: bytes, b: bytes) -> list[list[int]]:
-    """``table[i][j]``: length of the LCS of ``a[:i]`` and ``b[:j]`` (the classic DP)."""
-    table = [[0] * (len(b) + 1)]
-    for i in range(1, len(a) + 1):
-        above = table[i - 1]
-        row = [0] * (len(b) + 1)
-        ch = a[i - 1]
-        for j in range(1, len(b) + 1):
-            if ch == b[j - 1]:
-                row[j] = above[j - 1] + 1
-            else:
-                left = row[j - 1]
-                up = above[j]
-                row[j] = up if up > left else left
-        table.append(row)
-    return table
+class _LcsTable:
+    """LCS lengths of every prefix pair, one bit-vector row per prefix of ``a`` (bit-parallel LCS).
+
+    Row ``i`` has a zero bit at ``j`` for each step up of ``LCS(a[:i], b[:j+1])`` over ``b[:j]``, so
+    ``LCS(a[:i], b[:j])`` is ``j`` minus the set bits below ``j``. Building all rows costs
+    O(len(a) * len(b) / 64) word operations instead of the classic table's Python-level
+    O(len(a) * len(b)), which keeps LCS on long strings from stalling the event loop.
+    """
+
+    __slots__ = ("rows",)
+
+    def __init__(self, a: bytes, b: bytes) -> None:
+        positions: dict[int, int] = {}
+        for j, ch in enumerate(b):
+            positions[ch] = positions.get(ch, 0) | (1 << j)
+        full = (1 << len(b)) - 1
+        row = full
+        rows = [row]
+        for ch in a:
+            matches = row & positions.get(ch, 0)
+            row = ((row + matches) | (row - matches)) & full
+            rows.append(row)
+        self.rows = rows
+
+    def length(self, i: int, j: int) -> int:
+        """``LCS(a[:i], b[:j])``."""
+        return j - (self.rows[i] & ((1 << j) - 1)).bit_count()
 
 
-def _lcs_walk(a: bytes, b: bytes, table: list[list[int]], length: int) -> tuple[bytes, list[tuple[int, ...]]]:
+def _lcs_walk(a: bytes, b: bytes, table: _LcsTable, length: int) -> tuple[bytes, list[tuple[int, ...]]]:
     """Walk the table back from the end: the LCS and its contiguous matched ranges, last first (as Redis)."""
     out = bytearray(length)
     ranges: list[tuple[int, ...]] = []
@@ -629,7 +640,7 @@ def _lcs_walk(a: bytes, b: bytes, table: list[list[int]], length: int) -> tuple[
                 ranges.append(tuple(current))
                 current = None
         else:
-            if table[i - 1][j] > table[i][j - 1]:
+            if table.length(i - 1, j) > table.length(i, j - 1):
                 i -= 1
             else:
                 j -= 1
