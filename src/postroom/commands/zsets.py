@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 NAN_SCORE = ReplyError("ERR resulting score is not a number (NaN)")
 MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
 WEIGHT_NOT_FLOAT = ReplyError("ERR weight value is not a float")
+LIMIT_NEGATIVE = ReplyError("ERR LIMIT can't be negative")
+NUMKEYS_NOT_POSITIVE = ReplyError("ERR numkeys should be greater than 0")
+COUNT_NOT_POSITIVE = ReplyError("ERR count should be greater than 0")
 GROUP = "sorted_set"
 
 _ZADD_FLAGS = {b"nx": 1, b"xx": 2, b"gt": 4, b"lt": 8, b"ch": 16, b"incr": 32}
@@ -80,9 +83,8 @@ def _range_end(arg: bytes) -> tuple[float, bool]:
     """One end of a score range, as zslParseRange reads it: ``(`` for exclusive, then strtod."""
     exclusive = arg[:1] == b"("
     text = arg.split(b"\0", 1)[0][exclusive:]  # strtod stops at a NUL byte, Redis checks for one
-    stripped = text.lstrip(_SPACE)
-    value = 0.0 if not text else _strtod(stripped)
-    if value is None or (text and not stripped):
+    value = _strtod(text.lstrip(_SPACE)) if text else 0.0  # "" converts nothing: 0, and no error
+    if value is None:
         raise RANGE_NOT_FLOAT
     return value, exclusive
 
@@ -110,18 +112,13 @@ def parse_lex_range(low: bytes, high: bytes) -> LexRange:
     return LexRange(*_lex_end(low), *_lex_end(high))  # type: ignore[arg-type]
 
 
-def _positive(arg: bytes) -> int:
-    """getPositiveLongFromObjectOrReply: one message for non-integers and negatives alike."""
-    return _at_least_zero(arg, MUST_BE_POSITIVE)
-
-
-def _at_least_one(arg: bytes, error: ReplyError) -> int:
-    """getRangeLongFromObjectOrReply(1, LONG_MAX) with a custom message for both failures."""
+def _long_at_least(arg: bytes, minimum: int, error: ReplyError) -> int:
+    """getRangeLongFromObjectOrReply(minimum, LONG_MAX): one message for non-integers and too small."""
     try:
         value = parse_int(arg)
     except ReplyError:
         raise error
-    if value < 1:
+    if value < minimum:
         raise error
     return value
 
@@ -149,13 +146,18 @@ def _entries_reply(client: Client, entries: Iterable[tuple[float, bytes]], withs
     if not withscores:
         return [member for _, member in entries]
     if client.resp == 2:
-        flat: list = []
-        append = flat.append
-        for score, member in entries:
-            append(member)
-            append(score)
-        return flat
+        return _flat(entries)
     return [[member, score] for score, member in entries]
+
+
+def _flat(entries: Iterable[tuple[float, bytes]]) -> list:
+    """member, score, member, score, ..."""
+    flat: list = []
+    append = flat.append
+    for score, member in entries:
+        append(member)
+        append(score)
+    return flat
 
 
 def _zset_or_none(client: Client, key: bytes) -> ZSet | None:
@@ -687,7 +689,7 @@ def _setop(client: Client, argv: list[bytes], numkeys_index: int, op: str, desti
             withscores = True
             j += 1
         elif cardinality_only and remaining >= 2 and option == b"limit":
-            limit = _at_least_zero(argv[j + 1], ReplyError("ERR LIMIT can't be negative"))
+            limit = _long_at_least(argv[j + 1], 0, LIMIT_NEGATIVE)
             j += 2
         else:
             raise SYNTAX_ERROR
@@ -698,16 +700,6 @@ def _setop(client: Client, argv: list[bytes], numkeys_index: int, op: str, desti
     if destination is not None:
         return _store(client, destination, entries, b"z%sstore" % op.encode())
     return _entries_reply(client, entries, withscores)
-
-
-def _at_least_zero(arg: bytes, error: ReplyError) -> int:
-    try:
-        value = parse_int(arg)
-    except ReplyError:
-        raise error
-    if value < 0:
-        raise error
-    return value
 
 
 @command("zunionstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_numkeys_finder(2, True),
@@ -783,25 +775,17 @@ def _pop(client: Client, key: bytes, zset: ZSet, maximum: bool, count: int, shap
     client.touch(key)
     _deleted_if_empty(client, key, zset)
     if shape == "flat":
-        return _entries_reply_flat(popped)
+        return _flat(popped)
     if shape == "keyed":
-        return [key, *_entries_reply_flat(popped)]
+        return [key, *_flat(popped)]
     pairs = [[member, score] for score, member in popped]
     return pairs if shape == "pairs" else [key, pairs]
-
-
-def _entries_reply_flat(entries: list[tuple[float, bytes]]) -> list:
-    flat: list = []
-    for score, member in entries:
-        flat.append(member)
-        flat.append(score)
-    return flat
 
 
 def _zpop(client: Client, argv: list[bytes], maximum: bool) -> Any:
     if len(argv) > 3:
         raise SYNTAX_ERROR
-    count = _positive(argv[2]) if len(argv) == 3 else -1
+    count = _long_at_least(argv[2], 0, MUST_BE_POSITIVE) if len(argv) == 3 else -1
     key = argv[1]
     zset = client.db.get_typed(key, ZSet)
     if zset is None:
@@ -834,7 +818,7 @@ def zpopmax(client: Client, argv: list[bytes]) -> Any:
 
 def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], bool, int]:
     """``numkeys key [key ...] <MIN | MAX> [COUNT count]`` -> (keys, maximum, count)."""
-    numkeys = _at_least_one(argv[numkeys_index], ReplyError("ERR numkeys should be greater than 0"))
+    numkeys = _long_at_least(argv[numkeys_index], 1, NUMKEYS_NOT_POSITIVE)
     where_index = numkeys_index + numkeys + 1
     if where_index >= len(argv):
         raise SYNTAX_ERROR
@@ -845,7 +829,7 @@ def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], boo
     j = where_index + 1
     while j < len(argv):
         if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = _at_least_one(argv[j + 1], ReplyError("ERR count should be greater than 0"))
+            count = _long_at_least(argv[j + 1], 1, COUNT_NOT_POSITIVE)
             j += 2
         else:
             raise SYNTAX_ERROR
