@@ -16,7 +16,7 @@ from ..glob import glob_match
 from ..protocol.replies import OK, ReplyError
 from ..scripting.functions import FUNCTION_FLAGS, Function, FunctionRegistry
 from ..scripting.runtime import LuaEngine
-from .args import parse_int
+from .args import NOT_INTEGER, parse_int
 from .registry import command, container
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class Scripting:
             self.scripts[sha] = entry
         return sha, entry
 
+
+BAD_NUMKEYS = ReplyError("ERR Bad number of keys provided")
 
 #: What a script's shebang says about writes: none (``EVAL_RO`` checks each command), may write
 #: (refused by ``EVAL_RO``), ``flags=no-writes`` (read-only even under ``EVAL``).
@@ -79,8 +81,8 @@ def _script_flags(body: bytes) -> bool:
     return "no-writes" in flags
 
 
-def _numkeys(argv: list[bytes]) -> int:
-    numkeys = parse_int(argv[2])
+def _numkeys(argv: list[bytes], error: ReplyError = NOT_INTEGER) -> int:
+    numkeys = parse_int(argv[2], error)
     if numkeys > len(argv) - 3:
         raise ReplyError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
@@ -429,7 +431,7 @@ def _fcall(client: Client, argv: list[bytes], readonly: bool) -> Any:
     function = state.functions.functions.get(argv[1])
     if function is None:
         raise ReplyError("ERR Function not found")
-    numkeys = _numkeys(argv)
+    numkeys = _numkeys(argv, BAD_NUMKEYS)
     no_writes = "no-writes" in function.flags
     if readonly and not no_writes:
         raise ReplyError("ERR Can not execute a script with write flag using *_ro command.")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.replies import ReplyError
+from . import lzf
 from .runtime import ScriptError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ _FUNCTION_NAME_ERROR = (
     "ERR Function names can only contain letters, numbers, or underscores(_) and must be at least one character long"
 )
 RDB_OPCODE_FUNCTION2 = 0xF5
+RDB_ENC_LZF = 0xC3  # (RDB_ENCVAL << 6) | RDB_ENC_LZF
 RDB_VERSION = 10
 
 
@@ -206,33 +208,49 @@ def _registration(args: tuple, table_type: type) -> Function:
     return Function(name, callback, tuple(flags), description if isinstance(description, bytes) else None)
 
 
-def _rdb_string(data: bytes) -> bytes:
-    n = len(data)
+def _rdb_length(n: int) -> bytes:
     if n < 1 << 6:
-        header = bytes([n])
-    elif n < 1 << 14:
-        header = bytes([0x40 | (n >> 8), n & 0xFF])
-    elif n <= 0xFFFFFFFF:
-        header = b"\x80" + n.to_bytes(4, "big")
-    else:
-        header = b"\x81" + n.to_bytes(8, "big")
-    return header + data
+        return bytes([n])
+    if n < 1 << 14:
+        return bytes([0x40 | (n >> 8), n & 0xFF])
+    if n <= 0xFFFFFFFF:
+        return b"\x80" + n.to_bytes(4, "big")
+    return b"\x81" + n.to_bytes(8, "big")
 
 
-def _read_rdb_string(data: bytes, pos: int) -> tuple[bytes, int]:
+def _rdb_string(data: bytes) -> bytes:
+    """An RDB string as Redis saves it with ``rdbcompression yes``: LZF when longer than 20 bytes and smaller."""
+    if len(data) > 20:
+        packed = lzf.compress(data, len(data) - 4)
+        if packed is not None:
+            return bytes([RDB_ENC_LZF]) + _rdb_length(len(packed)) + _rdb_length(len(data)) + packed
+    return _rdb_length(len(data)) + data
+
+
+def _read_rdb_length(data: bytes, pos: int) -> tuple[int, int]:
     first = data[pos]
     kind = first >> 6
     if kind == 0:
-        n, pos = first & 0x3F, pos + 1
-    elif kind == 1:
-        n, pos = ((first & 0x3F) << 8) | data[pos + 1], pos + 2
-    elif first == 0x80:
-        n, pos = int.from_bytes(data[pos + 1:pos + 5], "big"), pos + 5
-    elif first == 0x81:
-        n, pos = int.from_bytes(data[pos + 1:pos + 9], "big"), pos + 9
-    else:
-        raise ReplyError("ERR DUMP payload version or checksum are wrong")
-    return data[pos:pos + n], pos + n
+        return first & 0x3F, pos + 1
+    if kind == 1:
+        return ((first & 0x3F) << 8) | data[pos + 1], pos + 2
+    if first == 0x80:
+        return int.from_bytes(data[pos + 1:pos + 5], "big"), pos + 5
+    if first == 0x81:
+        return int.from_bytes(data[pos + 1:pos + 9], "big"), pos + 9
+    raise ValueError("bad RDB length")
+
+
+def _read_rdb_string(data: bytes, pos: int) -> tuple[bytes, int]:
+    try:
+        if data[pos] == RDB_ENC_LZF:
+            packed_len, pos = _read_rdb_length(data, pos + 1)
+            length, pos = _read_rdb_length(data, pos)
+            return lzf.decompress(data[pos:pos + packed_len], length), pos + packed_len
+        length, pos = _read_rdb_length(data, pos)
+    except (ValueError, IndexError):
+        raise ReplyError("ERR DUMP payload version or checksum are wrong") from None
+    return data[pos:pos + length], pos + length
 
 
 def _crc64_table() -> list[int]:

@@ -279,7 +279,13 @@ local load_redis = {
 }
 setmetatable(load_redis, getmetatable(env))
 local load_env = setmetatable({redis = protect(load_redis)}, getmetatable(env))
-local library_mt = {__index = env, __newindex = readonly_error, __metatable = {}}
+-- At run time functions see the eval environment, except that their redis table lacks the
+-- eval-only debugger helpers (breakpoint, debug, replicate_commands).
+local function_redis = {}
+for key, value in pairs(redis) do function_redis[key] = value end
+function_redis.breakpoint, function_redis.debug, function_redis.replicate_commands = nil, nil, nil
+local function_env = setmetatable({redis = protect(function_redis)}, {__index = env})
+local library_mt = {__index = function_env, __newindex = readonly_error, __metatable = {}}
 local library_globals = setmetatable({}, library_mt)
 
 local function load_library(code, name, register)
@@ -289,7 +295,7 @@ local function load_library(code, name, register)
     load_redis.register_function = register
     library_mt.__index = load_env
     local ok, result = xpcall(f, error_handler)
-    library_mt.__index = env
+    library_mt.__index = function_env
     load_redis.register_function = nil
     return ok, result
 end
