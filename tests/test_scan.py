@@ -199,3 +199,20 @@ def test_scan_match_and_type_filter_after_selection(r):
     assert set(r.scan_iter(_type="list")) == set()
     r.rpush("list", "x")
     assert set(r.scan_iter(_type="LIST", count=50)) == {b"list"}
+
+
+def test_nth_walks_scan_order():
+    order = ScanOrder()
+    small = [b"a", b"b", b"c"]
+    assert [order.nth(small, i) for i in range(3)] == small
+    keys = {b"k%d" % i for i in range(500)}
+    expected = sorted(keys, key=lambda k: (position(k), k))
+    assert [order.nth(keys, i) for i in range(500)] == expected
+
+
+def test_randomkey_on_a_large_keyspace_reaches_every_key(r):
+    r.mset({f"k{i}": i for i in range(200)})
+    pipe = r.pipeline(transaction=False)
+    for _ in range(4000):
+        pipe.randomkey()
+    assert set(pipe.execute()) == {f"k{i}".encode() for i in range(200)}

@@ -77,8 +77,7 @@ def touch(client: Client, argv: list[bytes]) -> int:
     db = client.db
     count = 0
     for key in islice(argv, 1, None):
-        if db.get(key) is not None:
-            db.accessed(key)
+        if db.get(key) is not None:  # a lookup is an access (OBJECT IDLETIME)
             count += 1
     return count
 
@@ -208,11 +207,11 @@ def scan(client: Client, argv: list[bytes]) -> list[Any]:
 @command("randomkey", arity=1, flags="readonly", group="generic", acl="keyspace",
          summary="Returns a random key name from the database.")
 def randomkey(client: Client, argv: list[bytes]) -> bytes | None:
-    """RANDOMKEY: uniform over the keys; O(n) in the number of keys, as Python dicts cannot sample."""
+    """RANDOMKEY"""
     db = client.db
     data = db.data
     while data:
-        key = next(islice(data, random.randrange(len(data)), None))
+        key = db.scan_order.nth(data.keys(), random.randrange(len(data)))
         if db.get(key) is not None:  # an expired pick is deleted (``expired``) and another drawn
             return key
     return None

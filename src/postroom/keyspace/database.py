@@ -95,10 +95,6 @@ class Database:
     def __len__(self) -> int:
         return len(self.data)
 
-    def accessed(self, key: bytes) -> None:
-        """Record an access to an existing key (TOUCH)."""
-        self.access[key] = self.broker.now_ms
-
     def idle_seconds(self, key: bytes) -> int:
         """Whole seconds since the key was last read or written (OBJECT IDLETIME)."""
         now = self.broker.now_ms

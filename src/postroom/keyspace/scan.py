@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from itertools import islice
 
 from sortedcontainers import SortedList
 
@@ -78,9 +79,7 @@ class ScanOrder:
         if len(keys) <= SMALL_CONTAINER:
             self.index = None  # stop maintaining an index the container no longer needs
             return 0, list(keys)
-        index = self.index
-        if index is None:
-            index = self.index = SortedList((position(key), key) for key in keys)
+        index = self._built(keys)
         start = index.bisect_left((cursor,))
         stop = start + count
         total = len(index)
@@ -92,6 +91,19 @@ class ScanOrder:
             stop += 1
         batch = [key for _, key in index.islice(start, stop)]
         return (index[stop][0] if stop < total else 0), batch
+
+    def nth(self, keys: Collection[bytes], n: int) -> bytes:
+        """The element at rank ``n`` (0 <= n < len(keys)) in SCAN order: a uniform random pick
+        (RANDOMKEY) costs O(log n) once the index exists, instead of walking a dict."""
+        if len(keys) <= SMALL_CONTAINER:
+            return next(islice(keys, n, None))
+        return self._built(keys)[n][1]
+
+    def _built(self, keys: Collection[bytes]) -> SortedList:
+        index = self.index
+        if index is None:
+            index = self.index = SortedList((position(key), key) for key in keys)
+        return index
 
 
 @dataclass(slots=True)
