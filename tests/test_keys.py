@@ -297,6 +297,10 @@ COMMANDS = st.one_of(
     st.tuples(st.just("RPUSH"), KEYS, VALUES),
     st.tuples(st.just("LCS"), KEYS, KEYS),
     st.tuples(st.just("OBJECT"), st.just("ENCODING"), KEYS),
+    st.tuples(st.just("MOVE"), KEYS, st.sampled_from(["0", "1"])),
+    st.tuples(st.just("COPY"), KEYS, KEYS, st.just("DB"), st.sampled_from(["0", "1"]), st.just("REPLACE")),
+    st.tuples(st.just("SELECT"), st.sampled_from(["0", "1"])),
+    st.just(("SWAPDB", "0", "1")),
     st.just(("DBSIZE",)),
 )
 
@@ -304,7 +308,8 @@ COMMANDS = st.one_of(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(COMMANDS, min_size=1, max_size=25))
 def test_command_sequences_match_oracle(diff, commands):
-    diff.check("FLUSHDB")
+    diff.check("FLUSHALL")
+    diff.check("SELECT", "0")
     for command in commands:
         if command[:2] == ("OBJECT", "ENCODING") and diff.ours.call("TYPE", command[2]) == ("+", b"string"):
             continue  # strings grown by APPEND/SETRANGE are 'raw' in Redis: a documented difference
