@@ -639,3 +639,38 @@ def test_listpack_limits_from_config(diff):
     finally:
         diff.check("CONFIG", "SET", "zset-max-listpack-entries", "128")
         diff.check("CONFIG", "SET", "zset-max-listpack-value", "64")
+
+
+def _scored(pairs) -> list[tuple[bytes, float]]:
+    """redis-py gives tuples in RESP2 and lists in RESP3, float or bytes scores: compare the values."""
+    return [(member, float(score)) for member, score in pairs]
+
+
+def test_redis_py_unchanged(r):
+    """redis-py 8's sorted set helpers work over our RESP2 and RESP3 replies."""
+    assert r.zadd("z", {"a": 1, "b": 2.5, "c": -3}) == 3
+    assert r.zadd("z", {"a": 10}, gt=True, ch=True) == 1
+    assert r.zincrby("z", 0.5, "b") == 3.0
+    assert _scored(r.zrange("z", 0, -1, withscores=True)) == [(b"c", -3.0), (b"b", 3.0), (b"a", 10.0)]
+    assert r.zrange("z", "(0", "+inf", byscore=True, offset=0, num=1) == [b"b"]
+    assert _scored(r.zrevrangebyscore("z", "+inf", "-inf", withscores=True, start=1, num=1)) == [(b"b", 3.0)]
+    assert r.zscore("z", "a") == 10.0
+    assert r.zmscore("z", ["a", "nothere"]) == [10.0, None]
+    assert r.zrank("z", "a") == 2 and r.zrevrank("z", "a") == 0
+    assert r.zcount("z", "-inf", "(10") == 2
+    assert _scored(r.zpopmin("z", 1)) == [(b"c", -3.0)]
+    assert _scored(r.zpopmax("z", 2)) == [(b"a", 10.0), (b"b", 3.0)]
+    assert r.zcard("z") == 0
+    r.zadd("x", {"m": 1, "n": 2})
+    r.zadd("y", {"n": 3, "o": 4})
+    assert r.zunionstore("u", ["x", "y"], aggregate="MAX") == 3
+    assert _scored(r.zrange("u", 0, -1, withscores=True)) == [(b"m", 1.0), (b"n", 3.0), (b"o", 4.0)]
+    assert _scored(r.zinter(["x", "y"], withscores=True)) == [(b"n", 5.0)]
+    assert r.zdiff(["x", "y"]) == [b"m"]
+    assert r.zintercard(2, ["x", "y"]) == 1
+    assert {m: float(s) for m, s in r.zscan_iter("u")} == {b"m": 1.0, b"n": 3.0, b"o": 4.0}
+    key, popped = r.zmpop(2, ["nothere", "u"], min=True, count=2)
+    assert key == b"u" and _scored(popped) == [(b"m", 1.0), (b"n", 3.0)]
+    key, member, score = r.bzpopmin(["nothere", "u"], timeout=1)
+    assert (key, member, float(score)) == (b"u", b"o", 4.0)
+    assert r.bzmpop(0.01, 1, ["u"], max=True) is None
