@@ -81,6 +81,11 @@ class Broker:
         #: everything; embedded mode swaps in an RLock because callers run commands in their threads.
         self.lock: AbstractContextManager[Any] = contextlib.nullcontext()
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop that owns timers (set on start)
+        #: Set by persistence: writes are refused with this error while the AOF cannot be written.
+        self.deny_writes: str | None = None
+        #: Set by persistence under ``appendfsync always``: transports hold replies while it is pending.
+        self.durability: Any = None
+        self.persistence_info: Callable[[], dict[str, Any]] | None = None
         self.loop_thread: int | None = None
         self._propagating: list[tuple[int, list[bytes]]] = []
         self._depth = 0  # nesting of call(): EXEC and scripts call commands from inside a command
@@ -123,6 +128,10 @@ class Broker:
         client.flush_soon()
 
     # -- the dispatcher ------------------------------------------------------------------------
+
+    def reset_dispatch_cache(self) -> None:
+        """Send every command through the full checks again (after a change that affects them)."""
+        self._lookup.clear()
 
     def refresh_clock(self) -> None:
         """Update the cached wall clock; transports call this once per batch of requests they run.
@@ -173,7 +182,7 @@ class Broker:
         try:
             if cmd is None:
                 raise self._unknown_command(argv)
-            if len(self._lookup) < 4096:
+            if len(self._lookup) < 4096 and self.deny_writes is None:
                 self._lookup[argv[0]] = cmd  # cache the spelling clients use (GET, get, Get)
             if cmd.subcommands:
                 cmd = self._subcommand(cmd, argv)
@@ -181,6 +190,8 @@ class Broker:
                 raise ReplyError(f"ERR wrong number of arguments for '{cmd.name}' command")
             if not client.authenticated and not cmd.no_auth:
                 raise ReplyError("NOAUTH Authentication required.")
+            if self.deny_writes is not None and cmd.is_write:
+                raise ReplyError(self.deny_writes)
             if client.multi is not None and name not in MULTI_IMMEDIATE:
                 if "no_multi" in cmd.flags:
                     raise ReplyError("ERR Command not allowed inside a transaction")
@@ -199,6 +210,12 @@ class Broker:
                 cmd.rejected_calls += 1
             if client.multi is not None:
                 client.multi_error = True
+            if name == b"exec":  # a rejected EXEC discards the transaction (Redis's execCommandAbort)
+                client.multi = None
+                client.multi_error = False
+                self.unwatch_all(client)
+                text = error.message[4:] if error.message.startswith("ERR ") else error.message
+                error = ReplyError(f"EXECABORT Transaction discarded because of: {text}")
             self._count_error(error)
             self._reply(client, error)
             return None
