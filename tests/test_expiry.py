@@ -81,20 +81,30 @@ def test_expired_events_match_oracle_for_lazy_expiry(diff, expired, postroom_ser
     assert sorted(expired[0].wait(2)) == sorted(expired[1].wait(2))
 
 
+def wait_past(deadline_ms: int) -> None:
+    while int(time.time() * 1000) <= deadline_ms:
+        time.sleep(0.002)
+
+
 def test_millisecond_precision(r, postroom_server):
-    r.set("k", "v", px=150)
-    assert 0 < r.pttl("k") <= 150
-    time.sleep(0.05)
-    assert r.exists("k") == 1
-    deadline = postroom_server.broker.dbs[0].expires[b"k"]
-    while int(time.time() * 1000) < deadline:
-        time.sleep(0.005)
-    assert r.get("k") is None
-    r.set("k", "v")
-    r.pexpireat("k", int(time.time() * 1000) + 40)
-    assert r.exists("k") == 1
-    time.sleep(0.05)
-    assert r.exists("k") == 0
+    """A key lives until its exact millisecond deadline and not one millisecond more."""
+    postroom_server.call_in_loop(postroom_server.broker.config.set, "hz", "1")
+    try:
+        r.set("k", "v", px=1500)
+        assert 1000 < r.pttl("k") <= 1500
+        deadline = postroom_server.broker.dbs[0].expires[b"k"]
+        assert r.exists("k") == 1
+        wait_past(deadline)
+        assert r.get("k") is None
+        r.set("k", "v")
+        deadline = int(time.time() * 1000) + 1000
+        r.pexpireat("k", deadline)
+        assert r.pexpiretime("k") == deadline
+        assert r.exists("k") == 1
+        wait_past(deadline)
+        assert r.exists("k") == 0
+    finally:
+        postroom_server.call_in_loop(postroom_server.broker.config.set, "hz", "10")
 
 
 def test_expiry_propagates_del(diff, postroom_server, expired):

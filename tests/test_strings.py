@@ -77,7 +77,7 @@ def test_set_ttl_rules(diff):
     diff.check_all([
         ("SET", "k", "v", "EX", "100"), ("TTL", "k"), ("SET", "k", "v2", "KEEPTTL"), ("TTL", "k"),
         ("SET", "k", "v3"), ("TTL", "k"), ("SET", "k", "v", "PX", "100000"), ("TTL", "k"),
-        ("SET", "k", "v", "EXAT", str(int(time.time()) + 1000)), ("TTL", "k"),
+        ("SET", "k", "v", "EXAT", str(int(time.time()) + 1000)), ("EXPIRETIME", "k"),
         ("SET", "k", "v", "PXAT", str(now_ms() + 200_000)), ("TTL", "k"),
         ("SET", "past", "v", "PXAT", "1"), ("EXISTS", "past"), ("GET", "past"),
         ("SET", "past", "v", "EXAT", "1"), ("EXISTS", "past"),
