@@ -8,7 +8,6 @@ with several faults reports the same one Redis does.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -48,34 +47,48 @@ RANGE_NOT_LEX = ReplyError("ERR min or max not valid string range item")
 
 def _strtod(text: bytes) -> float | None:
     """C's ``strtod`` where it must consume all of ``text`` (no leading space); ``None`` if it can't."""
-    if not text or text[-1] in _SPACE or text[0] in _SPACE or b"_" in text:
-        return None
     try:
         value = float(text)
     except ValueError:
-        body = text[1:] if text[:1] in (b"+", b"-") else text
-        if body[:2].lower() != b"0x":  # strtod also reads C99 hexadecimal floats
-            return None
-        try:
-            value = float.fromhex(text.decode("ascii"))
-        except (ValueError, OverflowError, UnicodeDecodeError):
-            return None
-    return None if value != value else value
+        value = _hex_float(text)
+    if value is None or value != value or text[0] in _SPACE or text[-1] in _SPACE or b"_" in text:
+        return None  # float() also takes surrounding spaces and digit underscores; strtod does not
+    return value
+
+
+def _hex_float(text: bytes) -> float | None:
+    """strtod also reads C99 hexadecimal floats (``0x1.8p1``); Python's float() does not."""
+    body = text[1:] if text[:1] in (b"+", b"-") else text
+    if body[:2].lower() != b"0x":
+        return None
+    try:
+        return float.fromhex(text.decode("ascii"))
+    except (ValueError, OverflowError, UnicodeDecodeError):
+        return None
 
 
 def parse_double(arg: bytes, error: ReplyError = NOT_FLOAT) -> float:
     """A double as Redis's getDoubleFromObject reads it: all of ``strtod``, no NaN, no ERANGE."""
+    try:
+        value = float(arg)
+        if value - value == 0 and value and arg[0] not in _SPACE and arg[-1] not in _SPACE and b"_" not in arg:
+            return value  # finite and non-zero, the common case: no range error possible
+    except ValueError:
+        pass
     value = _strtod(arg)
-    if value is None or (math.isinf(value) and b"inf" not in arg.lower()):
-        raise error  # not a number, or overflow
-    if value == 0:
-        text = arg.lower().lstrip(b"+-")
-        if text[:2] == b"0x":
-            mantissa, digits = text[2:].split(b"p")[0], b"123456789abcdef"
-        else:
-            mantissa, digits = text.split(b"e")[0], b"123456789"
-        if any(c in digits for c in mantissa):
-            raise error  # underflow to zero
+    if value is None:
+        raise error
+    if value:
+        if b"inf" not in arg.lower():
+            raise error  # overflow to infinity
+        return value
+    text = arg.lower().lstrip(b"+-")
+    if text[:2] == b"0x":
+        mantissa, digits = text[2:].split(b"p")[0], b"123456789abcdef"
+    else:
+        mantissa, digits = text.split(b"e")[0], b"123456789"
+    if any(c in digits for c in mantissa):
+        raise error  # underflow to zero
     return value
 
 
