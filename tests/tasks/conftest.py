@@ -47,7 +47,8 @@ class Backend:
     client_factory: Callable[[], Any] | None = None
 
     def target(self) -> Any:
-        return self.url if self.url is not None else self.client_factory()
+        """What an App is built on: in-process clients when the backend has them."""
+        return self.client_factory() if self.client_factory is not None else self.url
 
 
 def free_port() -> int:
@@ -141,30 +142,63 @@ def redis_cluster_backend() -> Iterator[Backend]:
             stop_all([p for _, p in nodes])
 
 
+#: What the framework uses; a postroom build missing any of it is skipped with the list.
+NEEDED_COMMANDS = [
+    "xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup", "xrange", "xlen",
+    "evalsha", "script", "zadd", "zrangebyscore", "zrange", "blpop", "rpush", "hset", "hmget", "smismember",
+    "client", "pexpire", "multi", "exec",
+]
+
+
+def skip_unless_complete(client: redis.Redis, name: str) -> None:
+    """Skip (with the reason) on a postroom that cannot run the framework yet."""
+    try:
+        client.set_response_callback("COMMAND", lambda reply, **_: reply)  # keep the raw per-command list
+        info = client.execute_command("COMMAND", "INFO", *NEEDED_COMMANDS)
+        missing = [c for c, entry in zip(NEEDED_COMMANDS, info, strict=True) if not entry]
+        if not missing and client.eval("return redis.call('PING')", 0) not in (b"PONG", "PONG"):
+            missing = ["redis.call in Lua"]
+    except redis.ResponseError as exc:
+        missing = [str(exc).split(",")[0]]
+    if missing:
+        pytest.skip(f"{name} lacks what postroom.tasks needs: {', '.join(missing)}")
+
+
 @contextlib.contextmanager
 def postroom_tcp_backend() -> Iterator[Backend]:
-    """postroom's own server over TCP, started as ``python -m postroom server``."""
+    """postroom's own server over TCP, as ``python -m postroom serve``."""
     if importlib.util.find_spec("postroom.__main__") is None:
-        pytest.skip("postroom server not available yet (no postroom/__main__.py to run `python -m postroom server`)")
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-m", "postroom", "server", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ping(port, proc, timeout=20)
-        yield Backend("postroom-tcp", url=f"redis://127.0.0.1:{port}/0")
-    finally:
-        stop_all([proc])
+        pytest.skip("postroom server not available (no postroom/__main__.py)")
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "postroom", "serve", "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp,
+             "--appendonly", "no"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_ping(port, proc, timeout=30)
+            client = redis.Redis(port=port)
+            skip_unless_complete(client, "postroom (TCP)")
+            client.close()
+            yield Backend("postroom-tcp", url=f"redis://127.0.0.1:{port}/0")
+        finally:
+            stop_all([proc])
 
 
 @contextlib.contextmanager
 def postroom_embedded_backend() -> Iterator[Backend]:
-    """postroom running inside this process, reached through a client factory."""
-    spec = importlib.util.find_spec("postroom.embedded")
-    if spec is None:
-        pytest.skip("embedded postroom not available yet (expects postroom.embedded.client() -> redis.Redis)")
-    embedded = importlib.import_module("postroom.embedded")
-    yield Backend("postroom-embedded", client_factory=embedded.client)
+    """postroom embedded in this process: in-process clients for the tests' apps,
+    plus a TCP listener for the worker subprocesses of the CLI and crash tests."""
+    try:
+        from postroom.embedded import Embedded
+    except ImportError as exc:
+        pytest.skip(f"embedded postroom not available ({exc})")
+    with Embedded() as broker:
+        skip_unless_complete(broker.client(), "postroom (embedded)")
+        port = broker.listen(0)
+        yield Backend("postroom-embedded", url=f"redis://127.0.0.1:{port}/0", client_factory=broker.client)
 
 
 BACKENDS: dict[str, Callable[[], contextlib.AbstractContextManager[Backend]]] = {

@@ -701,9 +701,10 @@ class Worker:
                 next_due = self._promote(k)
                 wake_at = min([time.time() + WAIT_SLICE, *ticks.values(), *([next_due] if next_due else [])])
                 wait = wake_at - time.time()
-                if wait > 0.15:
-                    # Server-side timeouts may fire a little late: wake early, finish locally.
-                    reader.call(lambda c, w=wait: c.blpop([k.wake], timeout=w - 0.1))
+                if wait > 0.3:
+                    # A server may time blocked clients out up to 100 ms late (Redis
+                    # checks at 10 Hz): wake early and sleep the rest locally.
+                    reader.call(lambda c, w=wait: c.blpop([k.wake], timeout=w - 0.2))
                 elif wait > 0:
                     self._stop.wait(wait)
             except redis.ConnectionError:
