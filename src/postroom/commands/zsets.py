@@ -78,9 +78,9 @@ def parse_double(arg: bytes, error: ReplyError = NOT_FLOAT) -> float:
     value = _strtod(arg)
     if value is None:
         raise error
+    if value - value != 0 and b"inf" not in arg.lower():
+        raise error  # overflow to infinity
     if value:
-        if b"inf" not in arg.lower():
-            raise error  # overflow to infinity
         return value
     text = arg.lower().lstrip(b"+-")
     if text[:2] == b"0x":
