@@ -229,12 +229,26 @@ env.redis = protect(redis)
 -- clients while the script is busy and says whether the script must die.
 
 local pyhook = py.hook
-sethook(function()
+local hook_every = py.hook_every
+local every_line = false
+local hook
+hook = function()
     local message = pyhook()
     if message then
+        -- From now on fire on every line, so that a pcall around the loop cannot swallow the kill.
+        every_line = true
+        sethook(hook, 'l')
         error({err = message})
     end
-end, '', py.hook_every)
+end
+sethook(hook, '', hook_every)
+
+local function reset_hook()
+    if every_line then
+        every_line = false
+        sethook(hook, '', hook_every)
+    end
+end
 
 -- Entry points --------------------------------------------------------------------------------
 
@@ -246,6 +260,7 @@ local function compile(code, name)
 end
 
 local function run_script(f, nkeys, ...)
+    reset_hook()
     local keys, argv = {}, {}
     local n = select('#', ...)
     if n > 0 then
@@ -259,6 +274,7 @@ local function run_script(f, nkeys, ...)
 end
 
 local function run_function(f, nkeys, ...)
+    reset_hook()
     local keys, argv = {}, {}
     local n = select('#', ...)
     if n > 0 then
