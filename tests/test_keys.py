@@ -326,3 +326,31 @@ def test_command_sequences_match_oracle(diff, commands):
             continue  # strings grown by APPEND/SETRANGE are 'raw' in Redis: a documented difference
         diff.check(*command)
     diff.check("KEYS", "*", sort=True)
+
+
+# -- command table metadata --------------------------------------------------------------------
+
+OWN_COMMANDS = ("get", "set", "setnx", "setex", "psetex", "getex", "getdel", "getset", "mget", "mset",
+    "msetnx", "incr", "decr", "incrby", "decrby", "incrbyfloat", "append", "strlen", "getrange", "substr",
+    "setrange", "lcs", "del", "unlink", "exists", "touch", "type", "rename", "renamenx", "copy", "keys",
+    "scan", "randomkey", "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl", "expiretime",
+    "pexpiretime", "persist", "object", "flushdb", "flushall", "dbsize", "swapdb", "move")
+
+
+def _as_map(reply) -> dict:
+    items = reply[1]
+    return {items[i][1]: items[i + 1] for i in range(0, len(items), 2)}
+
+
+def test_command_metadata_matches_oracle(diff):
+    """Arity, flags, key range and ACL categories (COMMAND INFO) and the docs' summary, since,
+    complexity and group (COMMAND DOCS) of every command of this family."""
+    for name in OWN_COMMANDS:
+        ours, theirs = diff.both("COMMAND", "INFO", name)
+        assert ours[1][0][1][:7] == theirs[1][0][1][:7], name
+    diff.hello(3)
+    ours, theirs = (_as_map(reply) for reply in diff.both("COMMAND", "DOCS", *OWN_COMMANDS))
+    fields = (b"summary", b"since", b"group", b"complexity")
+    for name, doc in theirs.items():
+        expected, actual = _as_map(doc), _as_map(ours[name])
+        assert {f: expected.get(f) for f in fields} == {f: actual.get(f) for f in fields}, name

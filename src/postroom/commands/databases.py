@@ -40,7 +40,8 @@ def _check_flush_flags(argv: list[bytes]) -> None:
 
 
 @command("flushdb", arity=-1, flags="write", group="server", acl="keyspace dangerous",
-         summary="Removes all keys from the current database.")
+         summary="Remove all keys from the current database", since="1.0.0",
+         complexity="O(N) where N is the number of keys in the selected database")
 def flushdb(client: Client, argv: list[bytes]) -> str:
     """FLUSHDB [ASYNC | SYNC]"""
     _check_flush_flags(argv)
@@ -50,7 +51,8 @@ def flushdb(client: Client, argv: list[bytes]) -> str:
 
 
 @command("flushall", arity=-1, flags="write", group="server", acl="keyspace dangerous",
-         summary="Removes all keys from all databases.")
+         summary="Remove all keys from all databases", since="1.0.0",
+         complexity="O(N) where N is the total number of keys in all databases")
 def flushall(client: Client, argv: list[bytes]) -> str:
     """FLUSHALL [ASYNC | SYNC]"""
     _check_flush_flags(argv)
@@ -64,14 +66,15 @@ def flushall(client: Client, argv: list[bytes]) -> str:
 
 
 @command("dbsize", arity=1, flags="readonly fast", group="server", acl="keyspace",
-         summary="Returns the number of keys in the database.")
+         summary="Return the number of keys in the selected database", since="1.0.0", complexity="O(1)")
 def dbsize(client: Client, argv: list[bytes]) -> int:
     """DBSIZE"""
     return len(client.db.data)
 
 
 @command("swapdb", arity=3, flags="write fast", group="server", acl="keyspace dangerous",
-         summary="Swaps two Redis databases.", since="4.0.0")
+         summary="Swaps two Redis databases", since="4.0.0",
+         complexity="O(N) where N is the count of clients watching or blocking on keys from both databases.")
 def swapdb(client: Client, argv: list[bytes]) -> str:
     """SWAPDB index1 index2"""
     first = parse_db_index(argv[1], ReplyError("ERR invalid first DB index"))
@@ -103,7 +106,7 @@ def _signal_blocked_keys(client: Client, db: Database) -> None:
 
 
 @command("move", arity=3, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Moves a key to another database.")
+         summary="Move a key to another database", since="1.0.0", complexity="O(1)")
 def move(client: Client, argv: list[bytes]) -> int:
     """MOVE key db"""
     key = argv[1]

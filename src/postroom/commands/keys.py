@@ -48,21 +48,26 @@ def _delete(client: Client, argv: list[bytes]) -> int:
     return deleted
 
 
-@command("del", arity=-2, flags="write", keys=(1, -1, 1), group="generic", summary="Deletes one or more keys.")
+@command("del", arity=-2, flags="write", keys=(1, -1, 1), group="generic", summary="Delete a key",
+         since="1.0.0",
+         complexity="O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).")
 def del_(client: Client, argv: list[bytes]) -> int:
     """DEL key [key ...]"""
     return _delete(client, argv)
 
 
 @command("unlink", arity=-2, flags="write fast", keys=(1, -1, 1), group="generic",
-         summary="Asynchronously deletes one or more keys.", since="4.0.0")
+         summary="Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking.",
+         since="4.0.0",
+         complexity="O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.")
 def unlink(client: Client, argv: list[bytes]) -> int:
     """UNLINK key [key ...]"""
     return _delete(client, argv)
 
 
 @command("exists", arity=-2, flags="readonly fast", keys=(1, -1, 1), group="generic",
-         summary="Determines whether one or more keys exist.")
+         summary="Determine if a key exists", since="1.0.0",
+         complexity="O(N) where N is the number of keys to check.")
 def exists(client: Client, argv: list[bytes]) -> int:
     """EXISTS key [key ...]"""
     peek = client.db.peek
@@ -70,8 +75,8 @@ def exists(client: Client, argv: list[bytes]) -> int:
 
 
 @command("touch", arity=-2, flags="readonly fast", keys=(1, -1, 1), group="generic",
-         summary="Returns the number of existing keys out of those specified after updating the time they were "
-                 "last accessed.", since="3.2.1")
+         summary="Alters the last access time of a key(s). Returns the number of existing keys specified.",
+         since="3.2.1", complexity="O(N) where N is the number of keys that will be touched.")
 def touch(client: Client, argv: list[bytes]) -> int:
     """TOUCH key [key ...]"""
     db = client.db
@@ -83,7 +88,7 @@ def touch(client: Client, argv: list[bytes]) -> int:
 
 
 @command("type", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
-         summary="Determines the type of value stored at a key.")
+         summary="Determine the type stored at key", since="1.0.0", complexity="O(1)")
 def type_(client: Client, argv: list[bytes]) -> str:
     """TYPE key"""
     value = client.db.peek(argv[1])
@@ -117,22 +122,23 @@ def _rename(client: Client, argv: list[bytes], nx: bool) -> Any:
     return 1 if nx else OK
 
 
-@command("rename", arity=3, flags="write", keys=(1, 2, 1), group="generic", summary="Renames a key and overwrites "
-         "the destination.")
+@command("rename", arity=3, flags="write", keys=(1, 2, 1), group="generic", summary="Rename a key",
+         since="1.0.0", complexity="O(1)")
 def rename(client: Client, argv: list[bytes]) -> str:
     """RENAME key newkey"""
     return _rename(client, argv, False)
 
 
 @command("renamenx", arity=3, flags="write fast", keys=(1, 2, 1), group="generic",
-         summary="Renames a key only when the target key name doesn't exist.")
+         summary="Rename a key, only if the new key does not exist", since="1.0.0", complexity="O(1)")
 def renamenx(client: Client, argv: list[bytes]) -> int:
     """RENAMENX key newkey"""
     return _rename(client, argv, True)
 
 
-@command("copy", arity=-3, flags="write denyoom", keys=(1, 2, 1), group="generic", summary="Copies the value of "
-         "a key to a new key.", since="6.2.0")
+@command("copy", arity=-3, flags="write denyoom", keys=(1, 2, 1), group="generic", summary="Copy a key",
+         since="6.2.0",
+         complexity="O(N) worst case for collections, where N is the number of nested items. O(1) for string values.")
 def copy(client: Client, argv: list[bytes]) -> int:
     """COPY source destination [DB destination-db] [REPLACE]"""
     src = dst = client.db
@@ -175,7 +181,8 @@ def copy(client: Client, argv: list[bytes]) -> int:
 
 
 @command("keys", arity=2, flags="readonly", group="generic", acl="keyspace dangerous",
-         summary="Returns all key names that match a pattern.")
+         summary="Find all keys matching the given pattern", since="1.0.0",
+         complexity="O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.")
 def keys(client: Client, argv: list[bytes]) -> list[bytes]:
     """KEYS pattern"""
     pattern = argv[1]
@@ -186,7 +193,8 @@ def keys(client: Client, argv: list[bytes]) -> list[bytes]:
 
 
 @command("scan", arity=-2, flags="readonly", group="generic", acl="keyspace",
-         summary="Iterates over the key names in the database.", since="2.8.0")
+         summary="Incrementally iterate the keys space", since="2.8.0",
+         complexity="O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.")
 def scan(client: Client, argv: list[bytes]) -> list[Any]:
     """SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]"""
     options = parse_scan_options(argv, 1, True)
@@ -205,7 +213,7 @@ def scan(client: Client, argv: list[bytes]) -> list[Any]:
 
 
 @command("randomkey", arity=1, flags="readonly", group="generic", acl="keyspace",
-         summary="Returns a random key name from the database.")
+         summary="Return a random key from the keyspace", since="1.0.0", complexity="O(1)")
 def randomkey(client: Client, argv: list[bytes]) -> bytes | None:
     """RANDOMKEY"""
     db = client.db
@@ -272,28 +280,29 @@ def _expire(client: Client, argv: list[bytes], base_ms: int, unit_ms: int) -> in
 
 
 @command("expire", arity=-3, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Sets the expiration time of a key in seconds.")
+         summary="Set a key's time to live in seconds", since="1.0.0", complexity="O(1)")
 def expire(client: Client, argv: list[bytes]) -> int:
     """EXPIRE key seconds [NX | XX | GT | LT]"""
     return _expire(client, argv, client.broker.now_ms, 1000)
 
 
 @command("pexpire", arity=-3, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Sets the expiration time of a key in milliseconds.", since="2.6.0")
+         summary="Set a key's time to live in milliseconds", since="2.6.0", complexity="O(1)")
 def pexpire(client: Client, argv: list[bytes]) -> int:
     """PEXPIRE key milliseconds [NX | XX | GT | LT]"""
     return _expire(client, argv, client.broker.now_ms, 1)
 
 
 @command("expireat", arity=-3, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Sets the expiration time of a key to a Unix timestamp.", since="1.2.0")
+         summary="Set the expiration for a key as a UNIX timestamp", since="1.2.0", complexity="O(1)")
 def expireat(client: Client, argv: list[bytes]) -> int:
     """EXPIREAT key unix-time-seconds [NX | XX | GT | LT]"""
     return _expire(client, argv, 0, 1000)
 
 
 @command("pexpireat", arity=-3, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Sets the expiration time of a key to a Unix milliseconds timestamp.", since="2.6.0")
+         summary="Set the expiration for a key as a UNIX timestamp specified in milliseconds", since="2.6.0",
+         complexity="O(1)")
 def pexpireat(client: Client, argv: list[bytes]) -> int:
     """PEXPIREAT key unix-time-milliseconds [NX | XX | GT | LT]"""
     return _expire(client, argv, 0, 1)
@@ -317,35 +326,36 @@ def _ttl_reply(client: Client, key: bytes, relative: bool, divisor: int) -> int:
 
 
 @command("ttl", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
-         summary="Returns the expiration time in seconds of a key.")
+         summary="Get the time to live for a key in seconds", since="1.0.0", complexity="O(1)")
 def ttl(client: Client, argv: list[bytes]) -> int:
     """TTL key"""
     return _ttl_reply(client, argv[1], True, 1000)
 
 
 @command("pttl", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
-         summary="Returns the expiration time in milliseconds of a key.", since="2.6.0")
+         summary="Get the time to live for a key in milliseconds", since="2.6.0", complexity="O(1)")
 def pttl(client: Client, argv: list[bytes]) -> int:
     """PTTL key"""
     return _ttl_reply(client, argv[1], True, 1)
 
 
 @command("expiretime", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
-         summary="Returns the expiration time of a key as a Unix timestamp.", since="7.0.0")
+         summary="Get the expiration Unix timestamp for a key", since="7.0.0", complexity="O(1)")
 def expiretime(client: Client, argv: list[bytes]) -> int:
     """EXPIRETIME key"""
     return _ttl_reply(client, argv[1], False, 1000)
 
 
 @command("pexpiretime", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
-         summary="Returns the expiration time of a key as a Unix milliseconds timestamp.", since="7.0.0")
+         summary="Get the expiration Unix timestamp for a key in milliseconds", since="7.0.0",
+         complexity="O(1)")
 def pexpiretime(client: Client, argv: list[bytes]) -> int:
     """PEXPIRETIME key"""
     return _ttl_reply(client, argv[1], False, 1)
 
 
 @command("persist", arity=2, flags="write fast", keys=(1, 1, 1), group="generic",
-         summary="Removes the expiration time of a key.", since="2.2.0")
+         summary="Remove the expiration from a key", since="2.2.0", complexity="O(1)")
 def persist(client: Client, argv: list[bytes]) -> int:
     """PERSIST key"""
     key = argv[1]
@@ -359,7 +369,7 @@ def persist(client: Client, argv: list[bytes]) -> int:
 
 # -- OBJECT ------------------------------------------------------------------------------------
 
-container("object", group="generic", summary="A container for object introspection commands.", since="2.2.3")
+container("object", group="generic", summary="A container for object introspection commands", since="2.2.3")
 
 _OBJECT_HELP = [
     "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -407,7 +417,7 @@ def _lfu_policy(client: Client) -> bool:
 
 
 @command("object|encoding", arity=3, flags="readonly", keys=(2, 2, 1), group="generic",
-         summary="Returns the internal encoding of a Redis object.", since="2.2.3")
+         summary="Inspect the internal encoding of a Redis object", since="2.2.3", complexity="O(1)")
 def object_encoding(client: Client, argv: list[bytes]) -> bytes | None:
     """OBJECT ENCODING key"""
     value = client.db.peek(argv[2])
@@ -419,7 +429,7 @@ def object_encoding(client: Client, argv: list[bytes]) -> bytes | None:
 
 
 @command("object|refcount", arity=3, flags="readonly", keys=(2, 2, 1), group="generic",
-         summary="Returns the reference count of a value of a key.", since="2.2.3")
+         summary="Get the number of references to the value of the key", since="2.2.3", complexity="O(1)")
 def object_refcount(client: Client, argv: list[bytes]) -> int | None:
     """OBJECT REFCOUNT key"""
     value = client.db.peek(argv[2])
@@ -434,7 +444,7 @@ def object_refcount(client: Client, argv: list[bytes]) -> int | None:
 
 
 @command("object|idletime", arity=3, flags="readonly", keys=(2, 2, 1), group="generic",
-         summary="Returns the time since the last access to a Redis object.", since="2.2.3")
+         summary="Get the time since a Redis object was last accessed", since="2.2.3", complexity="O(1)")
 def object_idletime(client: Client, argv: list[bytes]) -> int | None:
     """OBJECT IDLETIME key"""
     db = client.db
@@ -446,7 +456,8 @@ def object_idletime(client: Client, argv: list[bytes]) -> int | None:
 
 
 @command("object|freq", arity=3, flags="readonly", keys=(2, 2, 1), group="generic",
-         summary="Returns the logarithmic access frequency counter of a Redis object.", since="4.0.0")
+         summary="Get the logarithmic access frequency counter of a Redis object", since="4.0.0",
+         complexity="O(1)")
 def object_freq(client: Client, argv: list[bytes]) -> int | None:
     """OBJECT FREQ key"""
     db = client.db
@@ -470,7 +481,7 @@ def _lfu_counter(client: Client, idle_seconds: int) -> int:
 
 
 @command("object|help", arity=2, flags="loading stale", group="generic", acl="keyspace",
-         summary="Returns helpful text about the different subcommands.", since="6.2.0")
+         summary="Show helpful text about the different subcommands", since="6.2.0", complexity="O(1)")
 def object_help(client: Client, argv: list[bytes]) -> list[str]:
     """OBJECT HELP"""
     return _OBJECT_HELP

@@ -97,7 +97,7 @@ def _deadline_ms(client: Client, expire: bytes, flags: int, name: str) -> int:
 
 
 @command("get", arity=2, flags="readonly fast", keys=(1, 1, 1), group="string",
-         summary="Returns the string value of a key.")
+         summary="Get the value of a key", since="1.0.0", complexity="O(1)")
 def get(client: Client, argv: list[bytes]) -> Any:
     """GET key"""
     value = client.db.get(argv[1])
@@ -107,7 +107,7 @@ def get(client: Client, argv: list[bytes]) -> Any:
 
 
 @command("set", arity=-3, flags="write denyoom", keys=(1, 1, 1), group="string",
-         summary="Sets the string value of a key, ignoring its type.")
+         summary="Set the string value of a key", since="1.0.0", complexity="O(1)")
 def set_(client: Client, argv: list[bytes]) -> Any:
     """SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL]"""
     key = argv[1]
@@ -148,30 +148,28 @@ def _set_generic(
 
 
 @command("setnx", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Set the string value of a key only when the key doesn't exist.")
+         summary="Set the value of a key, only if the key does not exist", since="1.0.0", complexity="O(1)")
 def setnx(client: Client, argv: list[bytes]) -> int:
     """SETNX key value"""
     return _set_generic(client, argv[1], argv[2], _NX, None, "setnx", 1, 0)
 
 
 @command("setex", arity=4, flags="write denyoom", keys=(1, 1, 1), group="string",
-         summary="Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
-         since="2.0.0")
+         summary="Set the value and expiration of a key", since="2.0.0", complexity="O(1)")
 def setex(client: Client, argv: list[bytes]) -> str:
     """SETEX key seconds value"""
     return _set_generic(client, argv[1], argv[3], _EX, argv[2], "setex", OK, None)
 
 
 @command("psetex", arity=4, flags="write denyoom", keys=(1, 1, 1), group="string",
-         summary="Sets both string value and expiration time in milliseconds of a key. The key is created if "
-                 "it doesn't exist.", since="2.6.0")
+         summary="Set the value and expiration in milliseconds of a key", since="2.6.0", complexity="O(1)")
 def psetex(client: Client, argv: list[bytes]) -> str:
     """PSETEX key milliseconds value"""
     return _set_generic(client, argv[1], argv[3], _PX, argv[2], "psetex", OK, None)
 
 
 @command("getex", arity=-2, flags="write fast", keys=(1, 1, 1), group="string",
-         summary="Returns the string value of a key after setting its expiration time.", since="6.2.0")
+         summary="Get the value of a key and optionally set its expiration", since="6.2.0", complexity="O(1)")
 def getex(client: Client, argv: list[bytes]) -> Any:
     """GETEX key [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | PERSIST]"""
     flags, expire = _parse_extended(argv, 2, False)
@@ -200,7 +198,7 @@ def getex(client: Client, argv: list[bytes]) -> Any:
 
 
 @command("getdel", arity=2, flags="write fast", keys=(1, 1, 1), group="string",
-         summary="Returns the string value of a key after deleting the key.", since="6.2.0")
+         summary="Get the value of a key and delete the key", since="6.2.0", complexity="O(1)")
 def getdel(client: Client, argv: list[bytes]) -> Any:
     """GETDEL key"""
     key = argv[1]
@@ -215,7 +213,7 @@ def getdel(client: Client, argv: list[bytes]) -> Any:
 
 
 @command("getset", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Returns the previous string value of a key after setting it to a new value.")
+         summary="Set the string value of a key and return its old value", since="1.0.0", complexity="O(1)")
 def getset(client: Client, argv: list[bytes]) -> Any:
     """GETSET key value"""
     key = argv[1]
@@ -232,14 +230,16 @@ def getset(client: Client, argv: list[bytes]) -> Any:
 
 
 @command("mget", arity=-2, flags="readonly fast", keys=(1, -1, 1), group="string",
-         summary="Atomically returns the string values of one or more keys.")
+         summary="Get the values of all the given keys", since="1.0.0",
+         complexity="O(N) where N is the number of keys to retrieve.")
 def mget(client: Client, argv: list[bytes]) -> list[Any]:
     """MGET key [key ...]"""
     return [value if type(value) is bytes else None for value in map(client.db.get, islice(argv, 1, None))]
 
 
 @command("mset", arity=-3, flags="write denyoom", keys=(1, -1, 2), group="string",
-         summary="Atomically creates or modifies the string values of one or more keys.", since="1.0.1")
+         summary="Set multiple keys to multiple values", since="1.0.1",
+         complexity="O(N) where N is the number of keys to set.")
 def mset(client: Client, argv: list[bytes]) -> str:
     """MSET key value [key value ...]"""
     if not len(argv) & 1:
@@ -249,8 +249,8 @@ def mset(client: Client, argv: list[bytes]) -> str:
 
 
 @command("msetnx", arity=-3, flags="write denyoom", keys=(1, -1, 2), group="string",
-         summary="Atomically modifies the string values of one or more keys only when all keys don't exist.",
-         since="1.0.1")
+         summary="Set multiple keys to multiple values, only if none of the keys exist", since="1.0.1",
+         complexity="O(N) where N is the number of keys to set.")
 def msetnx(client: Client, argv: list[bytes]) -> int:
     """MSETNX key value [key value ...]"""
     if not len(argv) & 1:
@@ -304,30 +304,28 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
 
 
 @command("incr", arity=2, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.")
+         summary="Increment the integer value of a key by one", since="1.0.0", complexity="O(1)")
 def incr(client: Client, argv: list[bytes]) -> int:
     """INCR key"""
     return _incr(client, argv[1], 1)
 
 
 @command("decr", arity=2, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.")
+         summary="Decrement the integer value of a key by one", since="1.0.0", complexity="O(1)")
 def decr(client: Client, argv: list[bytes]) -> int:
     """DECR key"""
     return _incr(client, argv[1], -1)
 
 
 @command("incrby", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't "
-                 "exist.")
+         summary="Increment the integer value of a key by the given amount", since="1.0.0", complexity="O(1)")
 def incrby(client: Client, argv: list[bytes]) -> int:
     """INCRBY key increment"""
     return _incr(client, argv[1], parse_int(argv[2]))
 
 
 @command("decrby", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Decrements a number from the integer value of a key. Uses 0 as initial value if the key "
-                 "doesn't exist.")
+         summary="Decrement the integer value of a key by the given number", since="1.0.0", complexity="O(1)")
 def decrby(client: Client, argv: list[bytes]) -> int:
     """DECRBY key decrement"""
     delta = parse_int(argv[2])
@@ -337,8 +335,7 @@ def decrby(client: Client, argv: list[bytes]) -> int:
 
 
 @command("incrbyfloat", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Increment the floating point value of a key by a number. Uses 0 as initial value if the key "
-                 "doesn't exist.", since="2.6.0")
+         summary="Increment the float value of a key by the given amount", since="2.6.0", complexity="O(1)")
 def incrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     """INCRBYFLOAT key increment"""
     key = argv[1]
@@ -460,7 +457,8 @@ def _check_length(client: Client, length: int) -> None:
 
 
 @command("append", arity=3, flags="write denyoom fast", keys=(1, 1, 1), group="string",
-         summary="Appends a string to the value of a key. Creates the key if it doesn't exist.", since="2.0.0")
+         summary="Append a value to a key", since="2.0.0",
+         complexity="O(1). The amortized time complexity is O(1) assuming the appended value is small and the already present value is of any size, since the dynamic string library used by Redis will double the free space available on every reallocation.")
 def append(client: Client, argv: list[bytes]) -> int:
     """APPEND key value"""
     key = argv[1]
@@ -479,7 +477,7 @@ def append(client: Client, argv: list[bytes]) -> int:
 
 
 @command("strlen", arity=2, flags="readonly fast", keys=(1, 1, 1), group="string",
-         summary="Returns the length of a string value.", since="2.2.0")
+         summary="Get the length of the value stored in a key", since="2.2.0", complexity="O(1)")
 def strlen(client: Client, argv: list[bytes]) -> int:
     """STRLEN key"""
     value = get_string(client.db, argv[1])
@@ -487,7 +485,8 @@ def strlen(client: Client, argv: list[bytes]) -> int:
 
 
 @command("getrange", arity=4, flags="readonly", keys=(1, 1, 1), group="string",
-         summary="Returns a substring of the string stored at a key.", since="2.4.0")
+         summary="Get a substring of the string stored at a key", since="2.4.0",
+         complexity="O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.")
 def getrange(client: Client, argv: list[bytes]) -> bytes:
     """GETRANGE key start end"""
     start = parse_int(argv[2])
@@ -509,15 +508,16 @@ def getrange(client: Client, argv: list[bytes]) -> bytes:
 
 
 @command("substr", arity=4, flags="readonly", keys=(1, 1, 1), group="string",
-         summary="Returns a substring from a string value.")
+         summary="Get a substring of the string stored at a key", since="1.0.0",
+         complexity="O(N) where N is the length of the returned string. The complexity is ultimately determined by the returned length, but because creating a substring from an existing string is very cheap, it can be considered O(1) for small strings.")
 def substr(client: Client, argv: list[bytes]) -> bytes:
     """SUBSTR key start end"""
     return getrange(client, argv)
 
 
 @command("setrange", arity=4, flags="write denyoom", keys=(1, 1, 1), group="string",
-         summary="Overwrites a part of a string value with another by an offset. Creates the key if it doesn't "
-                 "exist.", since="2.2.0")
+         summary="Overwrite part of a string at key starting at the specified offset", since="2.2.0",
+         complexity="O(1), not counting the time taken to copy the new string in place. Usually, this string is very small so the amortized complexity is O(1). Otherwise, complexity is O(M) with M being the length of the value argument.")
 def setrange(client: Client, argv: list[bytes]) -> int:
     """SETRANGE key offset value"""
     key = argv[1]
@@ -544,7 +544,8 @@ def setrange(client: Client, argv: list[bytes]) -> int:
 
 
 @command("lcs", arity=-3, flags="readonly", keys=(1, 2, 1), group="string",
-         summary="Finds the longest common substring.", since="7.0.0")
+         summary="Find longest common substring", since="7.0.0",
+         complexity="O(N*M) where N and M are the lengths of s1 and s2, respectively")
 def lcs(client: Client, argv: list[bytes]) -> Any:
     """LCS key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]"""
     db = client.db
