@@ -195,6 +195,12 @@ class RequestReader:
         """Bytes received and not yet returned as requests (CLIENT LIST ``qbuf``)."""
         return self._pending_bytes + self._partial_bytes
 
+    @property
+    def may_have_requests(self) -> bool:
+        """Whether :meth:`next_request` may return something without more input (hiredis may
+        still hold complete requests of the current segment, which :attr:`buffered` does not count)."""
+        return self._segment is not None or bool(self._pending)
+
     def next_request(self) -> list[bytes] | None:
         """The next complete request, or ``None`` if more bytes are needed."""
         while True:
