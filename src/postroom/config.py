@@ -184,6 +184,7 @@ class Config:
     def __init__(self) -> None:
         self._values: dict[str, Any] = {p.name: p.parse(p.default) for p in PARAMS}
         self._listeners: dict[str, list[Callable[[Any], None]]] = {}
+        self.file: str | None = None  # the config file the server started with (CONFIG REWRITE)
 
     def __getitem__(self, name: str) -> Any:
         return self._values[_BY_NAME[name].name]
