@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import __version__
@@ -26,6 +27,7 @@ def _serve(argv: list[str]) -> int:
     try:
         if known.config:
             config.load_file(known.config)
+            config.file = os.path.abspath(known.config)
         _apply_overrides(config, rest)
     except ConfigError as exc:
         print(f"postroom: {exc}", file=sys.stderr)
