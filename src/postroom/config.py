@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import notifications
+
 _UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 
@@ -91,6 +93,44 @@ def _save_points(text: str) -> list[tuple[int, int]]:
         raise ConfigError("Invalid save parameters")
 
 
+#: Output buffer limits per client class: (hard bytes, soft bytes, soft seconds); 0 disables.
+OutputLimits = dict[str, tuple[int, int, int]]
+_LIMIT_CLASSES = {"normal": "normal", "slave": "slave", "replica": "slave", "pubsub": "pubsub"}
+
+
+def _output_buffer_limits(text: str) -> OutputLimits:
+    """``class hard soft seconds ...`` groups; CONFIG SET merges them into the current limits."""
+    words = text.split()
+    if len(words) % 4:
+        raise ConfigError("Wrong number of arguments in buffer limit configuration.")
+    limits: OutputLimits = {}
+    for i in range(0, len(words), 4):
+        kind = _LIMIT_CLASSES.get(words[i].lower())
+        if kind is None:
+            raise ConfigError("Invalid client class specified in buffer limit configuration.")
+        try:
+            hard, soft = parse_memory(words[i + 1]), parse_memory(words[i + 2])
+            seconds = int(words[i + 3])
+        except (ConfigError, ValueError):
+            hard = soft = seconds = -1
+        if min(hard, soft, seconds) < 0:
+            raise ConfigError("Error in hard, soft or soft_seconds setting in buffer limit configuration.")
+        limits[kind] = (hard, soft, seconds)
+    return limits
+
+
+def _format_output_buffer_limits(limits: OutputLimits) -> str:
+    return " ".join(f"{kind} {hard} {soft} {seconds}" for kind, (hard, soft, seconds) in limits.items())
+
+
+def _keyspace_events(text: str) -> str:
+    """Validated and stored in the canonical form CONFIG GET prints."""
+    flags = notifications.parse_flags(text)
+    if flags is None:
+        raise ConfigError(notifications.INVALID_CLASS)
+    return notifications.format_flags(flags)
+
+
 def _format(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -109,6 +149,8 @@ class Param:
     mutable: bool = True
     aliases: tuple[str, ...] = ()
     format: Callable[[Any], str] = _format
+    #: Combines the current value with a parsed one (settings that update only what they name).
+    merge: Callable[[Any, Any], Any] | None = None
 
 
 INT_MAX = 2**31 - 1
@@ -130,17 +172,18 @@ PARAMS: list[Param] = [
     Param("proto-max-bulk-len", "536870912", _memory_range(1024 * 1024, LLONG_MAX)),
     Param("client-query-buffer-limit", "1073741824", _memory_range(1024 * 1024, LLONG_MAX)),
     Param("client-output-buffer-limit", "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-          _string),
+          _output_buffer_limits, format=_format_output_buffer_limits, merge=lambda old, new: {**old, **new}),
     Param("maxmemory", "0", _memory_range(0, LLONG_MAX)),
     Param("maxmemory-policy", "noeviction", _enum("volatile-lru", "volatile-lfu", "volatile-random",
                                                      "volatile-ttl", "allkeys-lru", "allkeys-lfu",
                                                      "allkeys-random", "noeviction")),
-    Param("notify-keyspace-events", "", _string),
+    Param("notify-keyspace-events", "", _keyspace_events),
     Param("slowlog-log-slower-than", "10000", _int_range(-1, LLONG_MAX)),
     Param("slowlog-max-len", "128", _int_range(0, LLONG_MAX)),
     Param("latency-monitor-threshold", "0", _int_range(0, LLONG_MAX)),
     Param("busy-reply-threshold", "5000", _int_range(0, LLONG_MAX), aliases=("lua-time-limit",)),
-    Param("appendonly", "yes", _bool),
+    # Switching the AOF on at run time needs a rewrite to capture the dataset first: start-up only.
+    Param("appendonly", "yes", _bool, mutable=False),
     Param("appendfsync", "everysec", _enum("always", "everysec", "no")),
     Param("appendfilename", "appendonly.aof", _string, mutable=False),
     Param("appenddirname", "appendonlydir", _string, mutable=False),
@@ -159,7 +202,7 @@ PARAMS: list[Param] = [
     Param("lazyfree-lazy-user-flush", "no", _bool),
     Param("list-max-listpack-size", "-2", _int_range(-5, INT_MAX), aliases=("list-max-ziplist-size",)),
     Param("list-compress-depth", "0", _int_range(0, INT_MAX)),
-    Param("hash-max-listpack-entries", "128", _int_range(0, LLONG_MAX), aliases=("hash-max-ziplist-entries",)),
+    Param("hash-max-listpack-entries", "512", _int_range(0, LLONG_MAX), aliases=("hash-max-ziplist-entries",)),
     Param("hash-max-listpack-value", "64", _int_range(0, LLONG_MAX), aliases=("hash-max-ziplist-value",)),
     Param("set-max-intset-entries", "512", _int_range(0, LLONG_MAX)),
     Param("zset-max-listpack-entries", "128", _int_range(0, LLONG_MAX), aliases=("zset-max-ziplist-entries",)),
@@ -200,6 +243,8 @@ class Config:
         if not param.mutable and not startup:
             raise ConfigError(f"can't set immutable config '{param.name}'")
         value = param.parse(text)
+        if param.merge is not None:
+            value = param.merge(self._values[param.name], value)
         self._values[param.name] = value
         for listener in self._listeners.get(param.name, ()):
             listener(value)

@@ -112,6 +112,11 @@ class _Channel(ABC):
     def _publish(self) -> None:
         """Move the client's reply fragments to the reading side; caller holds the broker lock."""
         out = self.client.out
+        durability = self.broker.durability
+        if out and durability is not None and durability.pending and not durability.commit():
+            out.clear()  # never acknowledge writes that did not reach the disk
+            self._close()
+            return
         if out:
             data = b"".join(out)
             out.clear()

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from ..broker import Broker
 from ..config import Config
+from ..persistence import Persistence
+from ..persistence.loader import AofLoadError
 from .connection import Connection
 
 log = logging.getLogger("postroom.server")
@@ -32,6 +34,7 @@ class Server:
         self._stopped: asyncio.Event | None = None
         self._cron: asyncio.TimerHandle | None = None
         self.ports: list[int] = []
+        self.persistence = Persistence(self.broker)
         self.startup_hooks: list[Callable[[Server], None]] = []
         self.shutdown_hooks: list[Callable[[Server, bool], None]] = []
 
@@ -43,6 +46,7 @@ class Server:
         self.broker.loop_thread = threading.get_ident()
         self.broker.shutdown_requested = self.request_shutdown
         os.makedirs(self.config["dir"], exist_ok=True)
+        self.persistence.start()  # load before accepting clients
         for hook in self.startup_hooks:
             hook(self)
         await self.bind_tcp()
@@ -115,8 +119,10 @@ class Server:
             self._cron.cancel()
         for server in self._servers:
             server.close()
-        for client in list(self.broker.clients.values()):
-            client.close_connection()
+        with self.broker.lock:
+            for client in list(self.broker.clients.values()):
+                client.close_connection()
+            self.persistence.stop()  # after the last command any client could send
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
@@ -156,4 +162,8 @@ def run(config: Config) -> None:
     """Run a server until it is told to stop (the ``postroom serve`` entry point)."""
     loop_name = install_event_loop_policy()
     log.info("Starting postroom with the %s event loop", loop_name)
-    asyncio.run(Server(config).serve_forever())
+    try:
+        asyncio.run(Server(config).serve_forever())
+    except (AofLoadError, FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        raise SystemExit(1)

@@ -143,6 +143,10 @@ class Connection(asyncio.Protocol):
         client = self.client
         transport = self.transport
         assert client is not None and transport is not None
+        durability = self.broker.durability
+        if durability is not None and client.out and durability.pending:
+            durability.hold_reply(self._flush, self._abort)  # sent once the writes are fsynced
+            return
         if client.out:
             out = client.out
             data = out[0] if len(out) == 1 else b"".join(out)
