@@ -631,6 +631,14 @@ def test_listpack_limits_from_config(diff):
         diff.check("ZADD", "y", "-0", "e")
         diff.check("ZADD", "x", "-0", "abc", "-0", "b")
         diff.check("ZSCORE", "x", "b")
+        diff.check("ZADD", "x", "-0", "c", "-0", "d", "-0", "e")
+        diff.check("ZRANGESTORE", "r", "x", "0", "-1")  # a listpack until the 4th member: 3 lose the sign
+        diff.check("ZRANGE", "r", "0", "-1", "WITHSCORES")
+        diff.check("ZUNIONSTORE", "u", "1", "x")
+        diff.check("ZRANGE", "u", "0", "-1", "WITHSCORES")
+        diff.check("ZUNIONSTORE", "u", "1", "x", "WEIGHTS", "1")
+        diff.check("ZRANGESTORE", "r", "x", "0", "1")
+        diff.check("ZRANGE", "r", "0", "-1", "WITHSCORES")
         for key in ("x", "y"):
             diff.check("ZRANGE", key, "0", "-1", "WITHSCORES")
             ours, theirs = diff.both("ZSCAN", key, "0", "COUNT", "100")

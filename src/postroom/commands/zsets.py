@@ -527,7 +527,8 @@ def _zrange(client: Client, argv: list[bytes], source: int, destination: bytes |
 
 def _store(client: Client, destination: bytes, entries: Iterable[tuple[float, bytes]], event: bytes) -> int:
     """Replace ``destination`` with a set of ``entries`` (distinct members), or delete it if none."""
-    zset = ZSet.build(((member, score) for score, member in entries), client.broker.config)
+    pairs = ((member, score) for score, member in entries)
+    zset = ZSet.build(pairs, client.broker.config, one_by_one=event == b"zrangestore")
     db = client.db
     if zset.scores:
         db.set(destination, zset)

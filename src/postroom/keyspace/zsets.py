@@ -119,12 +119,6 @@ class ZSet:
         if len(self.scores) >= config["zset-max-listpack-entries"] or len(member) > config["zset-max-listpack-value"]:
             self.skiplist = True
 
-    def settle_encoding(self, config: Any) -> None:
-        """For a freshly built result (ZUNIONSTORE, ZRANGESTORE): the encoding Redis picks for it."""
-        self.skiplist = len(self.scores) > config["zset-max-listpack-entries"] or max(
-            map(len, self.scores), default=0
-        ) > config["zset-max-listpack-value"]
-
     # -- lookups -------------------------------------------------------------------------------
 
     def rank(self, member: bytes) -> int | None:
@@ -148,16 +142,32 @@ class ZSet:
         return first if order[-1][0] == first else None
 
     @classmethod
-    def build(cls, items: Iterable[tuple[bytes, float]], config: Any) -> ZSet:
-        """A new set from distinct ``(member, score)`` pairs, encoded as Redis would encode it."""
+    def build(cls, items: Iterable[tuple[bytes, float]], config: Any, one_by_one: bool) -> ZSet:
+        """A new set from distinct ``(member, score)`` pairs, encoded as Redis would encode it.
+
+        ZUNIONSTORE and friends build a skiplist and make it a listpack if it fits; ZRANGESTORE
+        (``one_by_one``) adds to a listpack that converts once it outgrows the limits. Either
+        way the members stored while it is a listpack lose the sign of a -0 score.
+        """
+        max_entries = config["zset-max-listpack-entries"]
+        max_value = config["zset-max-listpack-value"]
         zset = cls()
-        scores = dict(items)
+        if one_by_one:
+            scores: dict[bytes, float] = {}
+            skiplist = False
+            for member, score in items:
+                if not skiplist and (len(scores) >= max_entries or len(member) > max_value):
+                    skiplist = True
+                scores[member] = score if skiplist or score != 0 else 0.0
+        else:
+            scores = dict(items)
+            skiplist = len(scores) > max_entries or max(map(len, scores), default=0) > max_value
+            if not skiplist:
+                for member, score in scores.items():
+                    if score == 0:
+                        scores[member] = 0.0
         zset.scores = scores
-        zset.settle_encoding(config)
-        if not zset.skiplist:
-            for member, score in scores.items():
-                if score == 0:
-                    scores[member] = 0.0
+        zset.skiplist = skiplist
         zset.order = SortedList((score, member) for member, score in scores.items())
         return zset
 
