@@ -9,9 +9,12 @@ import time
 import pytest
 import redis
 
+from postroom.broker import load_command_modules
 from postroom.commands.registry import COMMANDS
 
 from .support.resp import RawClient
+
+load_command_modules()
 
 LIST_FIELDS_7_0 = [
     "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub", "multi", "qbuf",
