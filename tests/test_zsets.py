@@ -682,3 +682,20 @@ def test_redis_py_unchanged(r):
     key, member, score = r.bzpopmin(["nothere", "u"], timeout=1)
     assert (key, member, float(score)) == (b"u", b"o", 4.0)
     assert r.bzmpop(0.01, 1, ["u"], max=True) is None
+
+
+def test_zscan_guarantee_under_writes(r):
+    """Members present for a whole ZSCAN are all returned, whatever is added or removed meanwhile."""
+    r.zadd("big", {f"keep{i}": i for i in range(600)})
+    r.zadd("big", {f"gone{i}": i for i in range(300)})
+    cursor, seen, step = 0, set(), 0
+    while True:
+        cursor, items = r.zscan("big", cursor, count=25)
+        seen.update(member for member, _ in items)
+        r.zrem("big", f"gone{step}", f"gone{step + 150}")
+        r.zadd("big", {f"new{step}": -step})
+        step += 1
+        if cursor == 0:
+            break
+    assert {f"keep{i}".encode() for i in range(600)} <= seen
+    assert step > 20  # it really took many steps, with writes in between
