@@ -26,7 +26,7 @@ def ping(client: Client, argv: list[bytes]) -> Any:
     return argv[1] if len(argv) == 2 else PONG
 
 
-@command("echo", arity=2, flags="fast", group="connection", summary="Returns the given string.")
+@command("echo", arity=2, flags="loading stale fast", group="connection", summary="Returns the given string.")
 def echo(client: Client, argv: list[bytes]) -> bytes:
     """ECHO message"""
     return argv[1]
