@@ -98,14 +98,30 @@ def _script_keys(argv: list[bytes]) -> list[int]:
     return list(range(3, 3 + numkeys)) if 0 < numkeys <= len(argv) - 3 else []
 
 
-def _run_script(client: Client, argv: list[bytes], sha: bytes, entry: tuple[Any, int], readonly: bool) -> Any:
-    numkeys = _numkeys(argv)
+def _run_script(client: Client, argv: list[bytes], numkeys: int, state: Scripting, sha: bytes,
+                entry: tuple[Any, int], readonly: bool) -> Any:
     chunk, kind = entry
     if readonly and kind == WRITES:
         raise ReplyError("ERR Can not execute a script with write flag using *_ro command.")
-    state = _STATE[client.broker]
     return state.engine.run(client, chunk, sha.decode(), numkeys, argv, is_eval=True,
                             readonly=readonly or kind == NO_WRITES)
+
+
+def _eval(client: Client, argv: list[bytes], readonly: bool) -> Any:
+    numkeys = _numkeys(argv)
+    state = scripting_of(client.broker)
+    sha, entry = state.script(argv[1])
+    return _run_script(client, argv, numkeys, state, sha, entry, readonly)
+
+
+def _evalsha(client: Client, argv: list[bytes], readonly: bool) -> Any:
+    numkeys = _numkeys(argv)
+    state = scripting_of(client.broker)
+    sha = argv[1].lower()
+    entry = state.scripts.get(sha)
+    if entry is None:
+        raise ReplyError("NOSCRIPT No matching script. Please use EVAL.")
+    return _run_script(client, argv, numkeys, state, sha, entry, readonly)
 
 
 _EVAL_FLAGS = "noscript skip_monitor may_replicate no_mandatory_keys stale"
@@ -116,9 +132,7 @@ _EVAL_RO_FLAGS = "readonly noscript skip_monitor no_mandatory_keys stale"
          summary="Executes a server-side Lua script.", since="2.6.0", complexity="Depends on the script that is executed.")
 def eval_(client: Client, argv: list[bytes]) -> Any:
     """EVAL script numkeys [key [key ...]] [arg [arg ...]]"""
-    _numkeys(argv)
-    sha, entry = scripting_of(client.broker).script(argv[1])
-    return _run_script(client, argv, sha, entry, False)
+    return _eval(client, argv, False)
 
 
 @command("eval_ro", arity=-3, flags=_EVAL_RO_FLAGS, key_finder=_script_keys, group="scripting",
@@ -126,17 +140,7 @@ def eval_(client: Client, argv: list[bytes]) -> Any:
          complexity="Depends on the script that is executed.")
 def eval_ro(client: Client, argv: list[bytes]) -> Any:
     """EVAL_RO script numkeys [key [key ...]] [arg [arg ...]]"""
-    _numkeys(argv)
-    sha, entry = scripting_of(client.broker).script(argv[1])
-    return _run_script(client, argv, sha, entry, True)
-
-
-def _cached(client: Client, argv: list[bytes]) -> tuple[bytes, tuple[Any, int]]:
-    sha = argv[1].lower()
-    entry = scripting_of(client.broker).scripts.get(sha)
-    if entry is None:
-        raise ReplyError("NOSCRIPT No matching script. Please use EVAL.")
-    return sha, entry
+    return _eval(client, argv, True)
 
 
 @command("evalsha", arity=-3, flags=_EVAL_FLAGS, key_finder=_script_keys, group="scripting",
@@ -144,9 +148,7 @@ def _cached(client: Client, argv: list[bytes]) -> tuple[bytes, tuple[Any, int]]:
          complexity="Depends on the script that is executed.")
 def evalsha(client: Client, argv: list[bytes]) -> Any:
     """EVALSHA sha1 numkeys [key [key ...]] [arg [arg ...]]"""
-    _numkeys(argv)
-    sha, entry = _cached(client, argv)
-    return _run_script(client, argv, sha, entry, False)
+    return _evalsha(client, argv, False)
 
 
 @command("evalsha_ro", arity=-3, flags=_EVAL_RO_FLAGS, key_finder=_script_keys, group="scripting",
@@ -154,9 +156,7 @@ def evalsha(client: Client, argv: list[bytes]) -> Any:
          complexity="Depends on the script that is executed.")
 def evalsha_ro(client: Client, argv: list[bytes]) -> Any:
     """EVALSHA_RO sha1 numkeys [key [key ...]] [arg [arg ...]]"""
-    _numkeys(argv)
-    sha, entry = _cached(client, argv)
-    return _run_script(client, argv, sha, entry, True)
+    return _evalsha(client, argv, True)
 
 
 # -- SCRIPT ----------------------------------------------------------------------------------------

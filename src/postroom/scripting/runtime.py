@@ -108,6 +108,7 @@ class LuaEngine:
         self.converter = LuaConverter(self.lua)
         self.client = Client(broker, kind="lua")
         self.current: ScriptRun | None = None
+        self._names: dict[bytes, Any] = {}  # command names as scripts spell them -> records
         self.busy = BusyResponder(self)
         table = self.lua.table_from
         callbacks = table({
@@ -176,6 +177,9 @@ class LuaEngine:
 
     def _call(self, *args: Any) -> Any:
         reply = self._command(args)
+        kind = reply.__class__
+        if kind is int or kind is bytes:
+            return reply
         if isinstance(reply, ReplyError):
             raise ScriptError(self.converter.table({b"err": lua_error_text(reply)}))
         return self.converter.to_lua(reply, self.current.resp)  # type: ignore[union-attr]
@@ -191,15 +195,20 @@ class LuaEngine:
         if run is None or not args:
             return NO_ARGS
         argv = list(args)
-        for i, arg in enumerate(argv):
-            if type(arg) is not bytes:
-                converted = lua_argument(arg)
-                if converted is None:
+        for arg in argv:
+            if arg.__class__ is not bytes:
+                converted = [lua_argument(a) for a in argv]
+                if None in converted:
                     return BAD_ARGS
-                argv[i] = converted
-        cmd = COMMANDS.get(argv[0].lower())
+                argv = converted  # type: ignore[assignment]
+                break
+        cmd = self._names.get(argv[0])
         if cmd is None:
-            return UNKNOWN
+            cmd = COMMANDS.get(argv[0].lower())
+            if cmd is None:
+                return UNKNOWN
+            if len(self._names) < 1024:
+                self._names[argv[0]] = cmd  # the spellings scripts use ('INCR', 'incr')
         if cmd.subcommands:
             if len(argv) < 2:
                 return WRONG_ARITY
