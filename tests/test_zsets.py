@@ -587,6 +587,9 @@ def test_edge_values(diff):
         ("ZRANGE", "z", "0", "-1", "WITHSCORES"), ("ZPOPMAX", "z", big),
     ):
         diff.check(*command)
+    for low, high in (("(1", b"2\x00x"), (b"\x00", "3"), (b"(\x001", "+inf")):
+        diff.check("ZCOUNT", "z", low, high)
+    diff.check("ZADD", "z", b"1\x00", "nul")
     diff.check("ZADD", "one", "5", "only")
     diff.check("ZRANDMEMBER", "one", "-3", "WITHSCORES")
     diff.check("ZRANDMEMBER", "one", "1")

@@ -95,7 +95,9 @@ def parse_double(arg: bytes, error: ReplyError = NOT_FLOAT) -> float:
 def _range_end(arg: bytes) -> tuple[float, bool]:
     """One end of a score range, as zslParseRange reads it: ``(`` for exclusive, then strtod."""
     exclusive = arg[:1] == b"("
-    text = arg.split(b"\0", 1)[0][exclusive:]  # strtod stops at a NUL byte, Redis checks for one
+    text = arg[exclusive:]
+    if b"\0" in text:
+        text = text[:text.index(b"\0")]  # strtod stops at a NUL byte, and Redis checks for one there
     value = _strtod(text.lstrip(_SPACE)) if text else 0.0  # "" converts nothing: 0, and no error
     if value is None:
         raise RANGE_NOT_FLOAT
