@@ -28,12 +28,13 @@ from ..keyspace.stream import (
     format_id,
     next_id,
 )
-from ..protocol.replies import NULL_ARRAY, OK, ReplyError
+from ..protocol.replies import NULL_ARRAY, OK, Encoded, ReplyError
 from .args import LLONG_MAX, SYNTAX_ERROR, parse_int
 from .registry import command, container
 
 if TYPE_CHECKING:
     from ..client import Client
+    from ..config import Config
     from ..keyspace.database import Database
 
 INVALID_ID = ReplyError("ERR Invalid stream ID specified as stream command argument")
@@ -62,6 +63,9 @@ _STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
 
 def _u64(text: bytes) -> int | None:
     """Redis's ``string2ull``: a strict integer, or whatever ``strtoull`` accepts (sign, spaces)."""
+    if text.isdigit():  # the common case; leading zeros are fine, strtoull takes them
+        value = int(text)
+        return value if value <= U64_MAX else None
     if _LL_STRICT.fullmatch(text):
         value = int(text)
         if value <= LLONG_MAX:
@@ -226,13 +230,37 @@ def entries_reply(entries: list[Entry]) -> list[Any]:
     return [[format_id(stream_id), values] for stream_id, values in entries]
 
 
+def read_range(client: Client, stream: Stream, lo: int, count: int, hi: int = MAX_ID) -> tuple[list[int], Any]:
+    """Entries ``lo..hi`` for a reply: pre-encoded for connections, values for scripts."""
+    if client.kind == "lua":
+        entries = stream.range(lo, hi, count)
+        return [stream_id for stream_id, _values in entries], entries_reply(entries)
+    ids, encoded = stream.range_resp(lo, hi, count)
+    return ids, Encoded(encoded)
+
+
 def _lookup(client: Client, key: bytes) -> Stream | None:
     return client.db.get_typed(key, Stream)
 
 
+#: Node size limits per configuration, kept current by change listeners: XADD must not pay two
+#: configuration lookups per call.
+_NODE_LIMITS: dict[Config, tuple[int, int]] = {}
+
+
 def _node_limits(client: Client) -> tuple[int, int]:
     config = client.broker.config
-    return config["stream-node-max-entries"], config["stream-node-max-bytes"]
+    limits = _NODE_LIMITS.get(config)
+    if limits is None:
+
+        def refresh(_value: object = None) -> None:
+            _NODE_LIMITS[config] = (config["stream-node-max-entries"], config["stream-node-max-bytes"])
+
+        config.on_change("stream-node-max-entries", refresh)
+        config.on_change("stream-node-max-bytes", refresh)
+        refresh()
+        limits = _NODE_LIMITS[config]
+    return limits
 
 
 # -- XADD and the log --------------------------------------------------------------------------
@@ -323,7 +351,9 @@ def _range(client: Client, argv: list[bytes], reverse: bool) -> Any:
         return []
     if count == 0:
         return NULL_ARRAY
-    return entries_reply(stream.range(start, end, max(count, 0), reverse))
+    if reverse:
+        return entries_reply(stream.range(start, end, max(count, 0), reverse))
+    return read_range(client, stream, start, max(count, 0), end)[1]
 
 
 @command("xrange", arity=-4, flags="readonly", keys=(1, 1, 1), group="stream",
@@ -579,7 +609,10 @@ def xread(client: Client, argv: list[bytes]) -> Any:
         if last_entry[i]:
             entries = stream.range(0, MAX_ID, 1, reverse=True)
         elif stream.last_id > after[i] and after[i] < MAX_ID:
-            entries = stream.range(after[i] + 1, MAX_ID, args.count)
+            ids, reply = read_range(client, stream, after[i] + 1, args.count)
+            if ids:
+                served.append((key, reply))
+            continue
         else:
             continue
         if entries:
@@ -592,24 +625,27 @@ def xread(client: Client, argv: list[bytes]) -> Any:
 
 
 def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consumer: Consumer,
-                 args: ReadArgs, propagate: list[list[bytes]] | None) -> list[Any]:
+                 args: ReadArgs, propagate: list[list[bytes]] | None) -> Any:
     """Serve ``>``: entries after the group's last ID, each added to the PELs unless NOACK."""
-    entries = stream.range(group.last_id + 1, MAX_ID, args.count) if group.last_id < MAX_ID else []
-    if not entries:
+    if group.last_id == MAX_ID:
+        return []
+    ids, reply = read_range(client, stream, group.last_id + 1, args.count)
+    if not ids:
         return []
     now = client.broker.now_ms
-    tombstones = stream.max_deleted_id != 0
-    for stream_id, _values in entries:
-        if group.entries_read != INVALID_ENTRIES_READ and not (tombstones and stream.has_tombstones(stream_id)):
-            group.entries_read += 1
-        elif stream.entries_added:
-            group.entries_read = stream.estimate_entries_read(stream_id)
-    group.last_id = entries[-1][0]
-    reply = entries_reply(entries)
+    if stream.max_deleted_id or group.entries_read == INVALID_ENTRIES_READ:
+        for stream_id in ids:
+            if group.entries_read != INVALID_ENTRIES_READ and not stream.has_tombstones(stream_id):
+                group.entries_read += 1
+            elif stream.entries_added:
+                group.entries_read = stream.estimate_entries_read(stream_id)
+    else:
+        group.entries_read += len(ids)
+    group.last_id = ids[-1]
     if not args.noack:
         group_pel = group.pel
         own_pel = consumer.pel
-        for stream_id, _values in entries:
+        for stream_id in ids:
             nack = group_pel.get(stream_id)
             if nack is None:
                 nack = Nack(consumer, now)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .replies import NULL_ARRAY, BigNumber, Push, ReplyError, Verbatim, _NullArray
+from .replies import NULL_ARRAY, BigNumber, Encoded, Push, ReplyError, Verbatim, _NullArray
 
 Writer = Callable[[Any, list[bytes]], None]
 
@@ -73,6 +73,7 @@ class Encoder:
             ReplyError: _error,
             list: self._array,
             tuple: self._array,
+            Encoded: lambda v, out: out.append(v),
         }
         if version == 2:
             table.update(

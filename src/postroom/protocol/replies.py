@@ -96,6 +96,16 @@ class Push(list):
     __slots__ = ()
 
 
+class Encoded(bytes):
+    """A reply element already encoded, identical in RESP2 and RESP3 (stream entries): written as is.
+
+    Only for replies that go straight to a connection: scripts convert reply *values* to Lua, so
+    a handler returns encoded elements only when it runs as a top-level command.
+    """
+
+    __slots__ = ()
+
+
 #: Replies used on hot paths, shared to avoid re-allocating them.
 OK = "OK"
 QUEUED = "QUEUED"

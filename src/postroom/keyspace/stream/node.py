@@ -4,14 +4,15 @@ A node holds up to ``stream-node-max-entries`` entries in one byte buffer. The f
 the node's first entry are kept once per node (``fields``); entries with exactly those names store
 only their values. Each entry is::
 
-    flags | ms - master_ms (varint) | seq (varint) | values...           (SAME flag set)
-    flags | ms - master_ms (varint) | seq (varint) | n | field, value ... (otherwise)
+    flags | ms - master_ms | seq | body length | values...            (SAME flag set)
+    flags | ms - master_ms | seq | body length | n | field, value ...  (otherwise)
 
-where every string is a varint length followed by its bytes. ``flags`` bit 0 marks a deleted
-entry (XDEL, trimming inside a node): deletion flips one byte and never moves data. A sealed
-node whose deleted entries outnumber the live ones is compacted (its live entries copied into a
-new buffer). The tail node's buffer is a ``bytearray`` that appends grow in place; it becomes
-immutable ``bytes`` when the next node starts. Readers decode only the entries they return.
+with unsigned varints for the numbers and every string as a varint length followed by its bytes.
+The body length lets a seek skip an entry without parsing it. ``flags`` bit 0 marks a deleted
+entry (XDEL, trimming inside a node): deletion flips one byte and never moves data; a sealed node
+whose deleted entries outnumber the live ones is compacted. The tail node's buffer is a
+``bytearray`` that appends grow in place; it becomes immutable ``bytes`` when the next node
+starts. Readers decode only the entries they return, either to values or directly to RESP.
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ def get_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _varint_bytes(value: int) -> bytes:
+    if value < 0x80:
+        return bytes((value,))
+    out = bytearray()
+    put_varint(out, value)
+    return bytes(out)
+
+
 class Node:
     """A run of consecutive entries sharing a master ID and (mostly) a field schema."""
 
@@ -62,32 +71,37 @@ class Node:
 
     def append(self, stream_id: int, argv: list[bytes], start: int) -> None:
         """Store the entry whose field/value pairs are ``argv[start:]``."""
-        buf = self.buf
-        delta = (stream_id >> 64) - (self.master >> 64)
-        seq = stream_id & SEQ_MASK
+        body = bytearray()
         if argv[start::2] == self.fields:
-            buf.append(SAME)
-            if delta < 0x80 and seq < 0x80:
-                buf.append(delta)
-                buf.append(seq)
-            else:
-                put_varint(buf, delta)
-                put_varint(buf, seq)
+            flags = SAME
             for value in argv[start + 1 :: 2]:
                 n = len(value)
                 if n < 0x80:
-                    buf.append(n)
+                    body.append(n)
                 else:
-                    put_varint(buf, n)
-                buf += value
+                    put_varint(body, n)
+                body += value
         else:
-            buf.append(0)
-            put_varint(buf, delta)
-            put_varint(buf, seq)
-            put_varint(buf, (len(argv) - start) // 2)
+            flags = 0
+            put_varint(body, (len(argv) - start) // 2)
             for i in range(start, len(argv)):
-                put_varint(buf, len(argv[i]))
-                buf += argv[i]
+                put_varint(body, len(argv[i]))
+                body += argv[i]
+        delta = (stream_id >> 64) - (self.master >> 64)
+        seq = stream_id & SEQ_MASK
+        size = len(body)
+        buf = self.buf
+        if delta < 0x4000 and seq < 0x80 and size < 0x80:
+            if delta < 0x80:
+                buf += bytes((flags, delta, seq, size))
+            else:
+                buf += bytes((flags, (delta & 0x7F) | 0x80, delta >> 7, seq, size))
+        else:
+            buf.append(flags)
+            buf += _varint_bytes(delta)
+            buf += _varint_bytes(seq)
+            buf += _varint_bytes(size)
+        buf += body
         self.live += 1
         self.total += 1
         self.last = stream_id
@@ -96,70 +110,21 @@ class Node:
         """The node will not grow any more: drop the bytearray's spare capacity."""
         self.buf = bytes(self.buf)
 
-    # -- reading -------------------------------------------------------------------------------
-
-    def _decode(self, buf: bytes, pos: int, flags: int) -> tuple[list[bytes], int]:
-        """The field/value list of the entry whose body starts at ``pos``, and where it ends."""
-        out: list[bytes] = []
-        if flags & SAME:
-            for name in self.fields:
-                n = buf[pos]
-                if n < 0x80:
-                    pos += 1
-                else:
-                    n, pos = get_varint(buf, pos)
-                out.append(name)
-                out.append(buf[pos : pos + n])
-                pos += n
-        else:
-            count, pos = get_varint(buf, pos)
-            for _ in range(2 * count):
-                n, pos = get_varint(buf, pos)
-                out.append(buf[pos : pos + n])
-                pos += n
-        return out, pos
-
-    def _skip(self, buf: bytes, pos: int, flags: int) -> int:
-        if flags & SAME:
-            for _ in range(len(self.fields)):
-                n, pos = get_varint(buf, pos)
-                pos += n
-            return pos
-        count, pos = get_varint(buf, pos)
-        for _ in range(2 * count):
-            n, pos = get_varint(buf, pos)
-            pos += n
-        return pos
+    # -- walking -------------------------------------------------------------------------------
 
     def _readable(self) -> bytes:
         buf = self.buf
         return bytes(buf) if type(buf) is bytearray else buf  # slices of bytes are bytes
 
-    def headers(self) -> Iterator[tuple[int, int, int, int]]:
-        """``(id, entry_start, flags, body_start)`` of every entry, deleted ones included."""
-        buf = self._readable()
+    def headers(self, buf: bytes | None = None) -> Iterator[tuple[int, int, int, int, int]]:
+        """``(id, entry_start, flags, body_start, body_end)`` of every entry, deleted ones included."""
+        if buf is None:
+            buf = self._readable()
         base = self.master & ~SEQ_MASK
         pos = 0
         end = len(buf)
         while pos < end:
             start = pos
-            flags = buf[pos]
-            delta, pos = get_varint(buf, pos + 1)
-            seq, pos = get_varint(buf, pos)
-            body = pos
-            pos = self._skip(buf, pos, flags)
-            yield base + (delta << 64) + seq, start, flags, body
-
-    def collect(self, lo: int, hi: int, limit: int, out: list[tuple[int, list[bytes]]]) -> bool:
-        """Append live entries with ``lo <= id <= hi`` to ``out`` until it holds ``limit`` (0: all).
-
-        Returns ``False`` once the range or the limit is exhausted (no later node can contribute).
-        """
-        buf = self._readable()
-        base = self.master & ~SEQ_MASK
-        pos = 0
-        end = len(buf)
-        while pos < end:
             flags = buf[pos]
             delta = buf[pos + 1]
             if delta < 0x80:
@@ -171,36 +136,105 @@ class Node:
                 pos += 1
             else:
                 seq, pos = get_varint(buf, pos)
-            stream_id = base + (delta << 64) + seq
+            size = buf[pos]
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = get_varint(buf, pos)
+            yield base + (delta << 64) + seq, start, flags, pos, pos + size
+            pos += size
+
+    def decode(self, buf: bytes, pos: int, flags: int) -> list[bytes]:
+        """The field/value list of the entry whose body starts at ``pos``."""
+        out: list[bytes] = []
+        if flags & SAME:
+            for name in self.fields:
+                n = buf[pos]
+                if n < 0x80:
+                    pos += 1
+                else:
+                    n, pos = get_varint(buf, pos)
+                out.append(name)
+                out.append(buf[pos : pos + n])
+                pos += n
+            return out
+        count, pos = get_varint(buf, pos)
+        for _ in range(2 * count):
+            n, pos = get_varint(buf, pos)
+            out.append(buf[pos : pos + n])
+            pos += n
+        return out
+
+    def collect(self, lo: int, hi: int, limit: int, out: list[tuple[int, list[bytes]]]) -> bool:
+        """Append live entries with ``lo <= id <= hi`` to ``out`` until it holds ``limit`` (0: all).
+
+        Returns ``False`` once the range or the limit is exhausted (no later node can contribute).
+        """
+        buf = self._readable()
+        decode = self.decode
+        for stream_id, _start, flags, body, _end in self.headers(buf):
             if stream_id > hi:
                 return False
             if flags & DELETED or stream_id < lo:
-                pos = self._skip(buf, pos, flags)
                 continue
-            values, pos = self._decode(buf, pos, flags)
-            out.append((stream_id, values))
+            out.append((stream_id, decode(buf, body, flags)))
             if len(out) == limit:
+                return False
+        return True
+
+    def collect_resp(self, lo: int, hi: int, limit: int, ids: list[int], out: list[bytes]) -> bool:
+        """Like :meth:`collect`, but each entry is appended to ``out`` already encoded as the RESP
+        array ``[id, [field, value, ...]]`` (identical in RESP2 and RESP3) and its ID to ``ids``."""
+        buf = self._readable()
+        names = None
+        for stream_id, _start, flags, pos, _end in self.headers(buf):
+            if stream_id > hi:
+                return False
+            if flags & DELETED or stream_id < lo:
+                continue
+            text = b"%d-%d" % (stream_id >> 64, stream_id & SEQ_MASK)
+            if flags & SAME:
+                if names is None:
+                    names = [b"$%d\r\n%b\r\n" % (len(name), name) for name in self.fields]
+                parts = [b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, 2 * len(names))]
+                for name in names:
+                    n = buf[pos]
+                    if n < 0x80:
+                        pos += 1
+                    else:
+                        n, pos = get_varint(buf, pos)
+                    parts.append(name)
+                    parts.append(b"$%d\r\n%b\r\n" % (n, buf[pos : pos + n]))
+                    pos += n
+            else:
+                values = self.decode(buf, pos, flags)
+                parts = [b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, len(values))]
+                parts.extend(b"$%d\r\n%b\r\n" % (len(value), value) for value in values)
+            out.append(b"".join(parts))
+            ids.append(stream_id)
+            if len(ids) == limit:
                 return False
         return True
 
     def collect_reverse(self, lo: int, hi: int, limit: int, out: list[tuple[int, list[bytes]]]) -> bool:
         """Like :meth:`collect`, newest first."""
         buf = self._readable()
-        for stream_id, _start, flags, body in reversed(list(self.headers())):
+        for stream_id, _start, flags, body, _end in reversed(list(self.headers(buf))):
             if stream_id < lo:
                 return False
             if flags & DELETED or stream_id > hi:
                 continue
-            out.append((stream_id, self._decode(buf, body, flags)[0]))
+            out.append((stream_id, self.decode(buf, body, flags)))
             if len(out) == limit:
                 return False
         return True
 
     def entry(self, wanted: int) -> list[bytes] | None:
         """The fields of live entry ``wanted``, or ``None``."""
-        for stream_id, _start, flags, body in self.headers():
+        buf = self._readable()
+        for stream_id, _start, flags, body, _end in self.headers(buf):
             if stream_id == wanted:
-                return None if flags & DELETED else self._decode(self._readable(), body, flags)[0]
+                return None if flags & DELETED else self.decode(buf, body, flags)
             if stream_id > wanted:
                 return None
         return None
@@ -208,7 +242,7 @@ class Node:
     def first_live(self, reverse: bool = False) -> int | None:
         """ID of the oldest (or newest) live entry."""
         found = None
-        for stream_id, _start, flags, _body in self.headers():
+        for stream_id, _start, flags, _body, _end in self.headers():
             if not flags & DELETED:
                 if not reverse:
                     return stream_id
@@ -219,11 +253,11 @@ class Node:
 
     def delete(self, wanted: int) -> bool:
         """Flag live entry ``wanted`` as deleted; ``True`` if it was there."""
-        for stream_id, start, flags, _body in self.headers():
+        for stream_id, start, flags, _body, _end in self.headers():
             if stream_id == wanted:
                 if flags & DELETED:
                     return False
-                self._flag(start)
+                self._flag([start])
                 return True
             if stream_id > wanted:
                 return False
@@ -231,45 +265,30 @@ class Node:
 
     def delete_first(self, count: int, below: int | None = None) -> int:
         """Flag the oldest live entries: ``count`` of them, or those with ID < ``below``."""
-        done = 0
         starts = []
-        for stream_id, start, flags, _body in self.headers():
-            if done == count or (below is not None and stream_id >= below):
+        for stream_id, start, flags, _body, _end in self.headers():
+            if len(starts) == count or (below is not None and stream_id >= below):
                 break
             if not flags & DELETED:
                 starts.append(start)
-                done += 1
         if starts:
-            buf = bytearray(self.buf)
-            for start in starts:
-                buf[start] |= DELETED
-            self._store(buf)
-            self.live -= done
-        return done
+            self._flag(starts)
+        return len(starts)
 
-    def _flag(self, start: int) -> None:
-        buf = self.buf if type(self.buf) is bytearray else bytearray(self.buf)
-        buf[start] |= DELETED
-        self._store(buf)
-        self.live -= 1
-
-    def _store(self, buf: bytearray) -> None:
-        self.buf = buf if type(self.buf) is bytearray else bytes(buf)
+    def _flag(self, starts: list[int]) -> None:
+        sealed = type(self.buf) is bytes
+        buf = bytearray(self.buf) if sealed else self.buf
+        for start in starts:
+            buf[start] |= DELETED
+        if sealed:
+            self.buf = bytes(buf)
+        self.live -= len(starts)
 
     def compact(self) -> None:
         """Drop flagged entries from a sealed node (its master ID and schema stay)."""
-        buf = self.buf
-        spans = []
-        previous = None
-        for _id, start, flags, _body in self.headers():
-            if previous is not None:
-                spans.append((previous, start))
-                previous = None
-            if not flags & DELETED:
-                previous = start
-        if previous is not None:
-            spans.append((previous, len(buf)))
-        self.buf = b"".join(buf[a:b] for a, b in spans)
+        buf = self._readable()
+        self.buf = b"".join(buf[start:end] for _id, start, flags, _body, end in self.headers(buf)
+                            if not flags & DELETED)
         self.total = self.live
 
 

@@ -143,6 +143,20 @@ class Stream:
                 index += 1
         return out
 
+    def range_resp(self, lo: int, hi: int = MAX_ID, limit: int = 0) -> tuple[list[int], bytes]:
+        """Live entries with ``lo <= id <= hi`` (at most ``limit``), oldest first, as their IDs and
+        one encoded RESP array."""
+        ids: list[int] = []
+        parts: list[bytes] = [b""]
+        if self.length and lo <= hi:
+            nodes = self.nodes
+            index = max(bisect_right(self.keys, lo) - 1, 0)
+            count = len(nodes)
+            while index < count and nodes[index].collect_resp(lo, hi, limit, ids, parts):
+                index += 1
+        parts[0] = b"*%d\r\n" % len(ids)
+        return ids, b"".join(parts)
+
     def get(self, stream_id: int) -> list[bytes] | None:
         """Fields of entry ``stream_id`` if it is live."""
         index = bisect_right(self.keys, stream_id) - 1
