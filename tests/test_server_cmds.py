@@ -188,12 +188,13 @@ def test_info_is_verbatim_in_resp3(diff):
 def test_info_persistence_reads_the_persistence_hook(r, postroom_server):
     broker = postroom_server.broker
     assert r.info("persistence")["aof_enabled"] == 0
+    previous = getattr(broker, "persistence_info", None)
     broker.persistence_info = lambda: {"aof_enabled": 1, "rdb_last_save_time": 12345}
     try:
         assert r.info("persistence")["aof_enabled"] == 1
         assert r.lastsave().timestamp() == 12345
     finally:
-        del broker.persistence_info
+        broker.persistence_info = previous
 
 
 # -- TIME, LASTSAVE, SHUTDOWN --------------------------------------------------------------------
