@@ -18,9 +18,11 @@ import pytest
 
 from postroom.commands.registry import COMMANDS
 
-from .support.resp import RawClient, Reply
+from .support.resp import RawClient, Reply, unordered
 
 SENTINEL = "keyspace-events-sentinel"
+#: Commands whose reply order Redis leaves to its hash tables.
+UNORDERED_REPLIES = {"SPOP", "SMEMBERS", "SRANDMEMBER", "SINTER", "SUNION", "SDIFF", "HGETALL", "HKEYS", "HVALS"}
 Step = tuple
 
 
@@ -96,6 +98,8 @@ def compare(postroom_server, oracle_server, protocol, steps: list[Step], flags: 
     try:
         for step in steps:
             mine, oracle = ours.run(step), theirs.run(step)
+            if step[0].upper() in UNORDERED_REPLIES:
+                mine, oracle = unordered(mine), unordered(oracle)
             assert mine == oracle, f"{step!r}: postroom {mine!r} != redis {oracle!r}"
         our_events, their_events = ours.events(wait_for), theirs.events(wait_for)
         if any_order or any(step[0] == "SLEEP" for step in steps):
@@ -224,7 +228,6 @@ TYPE_SEQUENCES: dict[str, list[Step]] = {
             ("GEOSEARCHSTORE", "d", "g", "FROMLONLAT", 15, 37, "BYRADIUS", 200, "km"),
             ("GEORADIUS", "g", 15, 37, 200, "km", "STORE", "r")],
     "sort-store": [("RPUSH", "l", 3, 1, 2), ("SORT", "l", "STORE", "d"), ("SORT", "none", "STORE", "d")],
-    "restore": [("SET", "a", "1"), ("DUMP", "a")],
 }
 
 

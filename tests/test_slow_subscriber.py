@@ -150,10 +150,12 @@ def limits(postroom_server):
     control.close()
 
 
-def stalled_subscriber(port: int, channel: bytes) -> socket.socket:
+def stalled_subscriber(port: int, channel: bytes, name: str = "stalled") -> socket.socket:
     """A subscriber with a small receive buffer that will never read again."""
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    sock.sendall(encode_command(("CLIENT", "SETNAME", name)))
+    assert sock.recv(1024) == b"+OK\r\n"
     sock.sendall(encode_command(("SUBSCRIBE", channel)))
     assert sock.recv(1024).startswith(b"*3\r\n$9\r\nsubscribe\r\n")
     return sock
@@ -202,6 +204,19 @@ def test_client_list_shows_subscriptions(postroom_server):
     assert " sub=2 psub=1 ssub=1 " in line
     client.close()
     observer.close()
+
+
+def test_client_list_shows_pending_output(postroom_server):
+    publisher = RawClient(postroom_server.port)
+    sock = stalled_subscriber(postroom_server.port, b"omem-shown", "omem-shown")
+    for _ in range(100):  # 6.4 MB: well past the socket buffers, under the 8 MB soft limit
+        publisher.call("PUBLISH", b"omem-shown", b"y" * MESSAGE_SIZE)
+    listing = publisher.call("CLIENT", "LIST")[1].decode()
+    line = next(line for line in listing.splitlines() if " name=omem-shown " in line)
+    omem = int(line.split(" omem=")[1].split()[0])
+    assert 1 << 20 < omem < 7 << 20
+    sock.close()
+    publisher.close()
 
 
 def test_config_output_buffer_limit_matches_redis(diff):

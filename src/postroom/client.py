@@ -29,7 +29,7 @@ class Client:
 
     __slots__ = (
         "id", "broker", "db", "resp", "encoder", "name", "lib_name", "lib_ver", "authenticated", "user",
-        "out", "out_bytes", "flush_soon", "close_connection", "kind", "addr", "laddr", "fd",
+        "out", "flush_soon", "close_connection", "kind", "addr", "laddr", "fd",
         "multi", "multi_error", "watched", "watch_dirty", "channels", "patterns", "shard_channels",
         "waiter", "created_ms", "last_active_ms", "last_command", "reply_mode", "close_after_reply",
         "no_evict", "no_touch", "propagation", "closed", "in_exec", "monitor", "pending_input",
@@ -48,7 +48,6 @@ class Client:
         self.authenticated = not broker.config["requirepass"]
         self.user = "default"
         self.out: list[bytes] = []
-        self.out_bytes = 0  # bytes handed to the transport and not yet sent (output buffer)
         self.flush_soon: Callable[[], None] = lambda: None
         self.close_connection: Callable[[], None] = lambda: None
         self.kind = kind
@@ -92,7 +91,8 @@ class Client:
         self.encoder.write(value, self.out)
         self.flush_soon()
 
-    def output_memory(self) -> int:
+    @property
+    def out_bytes(self) -> int:
         """Reply bytes not yet sent: queued fragments plus the transport's buffer (CLIENT LIST omem)."""
         return sum(map(len, self.out)) + self.write_buffer_size()
 

@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("postroom.server")
 
-#: Redis's static reply buffer and reply-list block size, used to present pending output the way
-#: CLIENT LIST's ``obl`` (bytes in the static buffer) and ``oll`` (list blocks) show it.
-REPLY_CHUNK = 16 * 1024
-
 
 def client_class(client: Client) -> str:
     """The limit class Redis's getClientType gives the client (subscribers are ``pubsub``)."""
@@ -61,15 +57,3 @@ def _disconnect(client: Client, pending: int) -> bool:
                 "buffer limits.", client.id, client.addr, client.name.decode("utf-8", "replace"), pending)
     broker.disconnect(client)  # no more deliveries: the transport is aborted by the caller
     return True
-
-
-def buffer_stats(client: Client) -> tuple[int, int, int]:
-    """CLIENT LIST's ``(obl, oll, omem)`` for the client's pending output.
-
-    Pending output is laid out as Redis would hold it: up to 16 KB in the static buffer (``obl``),
-    the rest in 16 KB list blocks (``oll``) whose bytes are ``omem``.
-    """
-    pending = client.output_memory()
-    obl = min(pending, REPLY_CHUNK)
-    rest = pending - obl
-    return obl, -(-rest // REPLY_CHUNK), rest
