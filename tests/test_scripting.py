@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # Scripts whose reply (value or error) must match redis-server's byte for byte, RESP2 and RESP3.
 SCRIPTS = [
@@ -223,3 +225,45 @@ def test_redis_py_register_script(r):
         incr(keys=["counter"], args=[1], client=pipe)
         pipe.get("counter")
         assert pipe.execute() == [9, b"9"]
+
+
+# -- hypothesis: random command sequences inside a script, replies converted both ways -------------
+
+RUN_ALL = """
+if ARGV[1] == '3' then redis.setresp(3) end
+local out, i = {}, 2
+while i <= #ARGV do
+    local n = tonumber(ARGV[i])
+    local cmd = {}
+    for j = 1, n do cmd[j] = ARGV[i + j] end
+    out[#out + 1] = redis.pcall(unpack(cmd))
+    i = i + n + 1
+end
+return out
+"""
+
+_key = st.sampled_from(["k", "l", "z", "h"])
+_value = st.sampled_from(["1", "-2", "x", "3.5", ""])
+script_commands = st.one_of(
+    st.tuples(st.just("SET"), _key, _value), st.tuples(st.just("GET"), _key), st.tuples(st.just("INCR"), _key),
+    st.tuples(st.just("INCRBYFLOAT"), _key, st.just("1.5")), st.tuples(st.just("DEL"), _key),
+    st.tuples(st.just("RPUSH"), _key, _value), st.tuples(st.just("LPOP"), _key),
+    st.tuples(st.just("LRANGE"), _key, st.just("0"), st.just("-1")), st.tuples(st.just("EXISTS"), _key),
+    st.tuples(st.just("APPEND"), _key, _value), st.tuples(st.just("TYPE"), _key),
+    st.tuples(st.just("ZADD"), _key, st.sampled_from(["1", "2.5", "-inf"]), _value),
+    st.tuples(st.just("ZRANGE"), _key, st.just("0"), st.just("-1"), st.just("WITHSCORES")),
+    st.tuples(st.just("ZSCORE"), _key, _value), st.tuples(st.just("EXPIRE"), _key, st.just("100")),
+    st.tuples(st.just("TTL"), _key), st.tuples(st.just("PING")), st.tuples(st.just("NOSUCH"), _key),
+    st.tuples(st.just("GET")),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resp=st.sampled_from(["2", "3"]), commands=st.lists(script_commands, min_size=1, max_size=12))
+def test_random_command_sequences_in_scripts(diff, resp, commands):
+    diff.check("FLUSHALL")
+    argv = [resp]
+    for command in commands:
+        argv.append(str(len(command)))
+        argv.extend(command)
+    diff.check("EVAL", RUN_ALL, 0, *argv)
