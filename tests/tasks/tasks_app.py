@@ -25,6 +25,7 @@ def record(i: int) -> int:
 
 @app.task(name="nap")
 def nap(seconds: float) -> float:
+    app.client.hincrby(RUNS, "nap:started", 1)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         time.sleep(0.01)

@@ -6,6 +6,7 @@ import json
 import signal
 
 import pytest
+from tasks_helpers import wait_for
 
 from postroom.tasks import JobFailed
 from postroom.tasks.cli import tasks_main
@@ -41,8 +42,8 @@ def test_worker_command_runs_jobs_and_stops_on_sigterm(worker_process, pool):
     proc = worker_process("-c", "2", "--pool", pool, "--grace", "10")
     jobs = tasks_app.record.map([(i,) for i in range(50)])
     assert sorted(j.result(timeout=20) for j in jobs) == list(range(50))
-    running = tasks_app.nap.delay(0.5)
-    assert running.status() in ("queued", "running")
+    running = tasks_app.nap.delay(1.0)
+    wait_for(lambda: tasks_app.app.client.hget(tasks_app.RUNS, "nap:started"), what="the job to start")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
     # SIGTERM let the running job finish instead of dropping it.

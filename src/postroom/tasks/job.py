@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .errors import JobCancelled, JobFailed, TaskError
-from .keys import GROUP
+from .keys import GROUP, QueueKeys
 
 if TYPE_CHECKING:
     from .app import App
@@ -34,11 +34,11 @@ def current_job() -> Job:
 class Job:
     """A handle on one job, usable from any process."""
 
-    def __init__(self, app: App, job_id: str, queue: str) -> None:
+    def __init__(self, app: App, job_id: str, queue: str, keys: QueueKeys | None = None) -> None:
         self.app = app
         self.id = job_id
         self.queue = queue
-        self._keys = app.keys(queue)
+        self._keys = keys or app.keys(queue)
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue}>"

@@ -8,6 +8,7 @@ MULTI/EXEC transactions may then touch several of them at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 #: Priority levels inside one queue (0 is the default, 2 the most urgent).
 #: Each level is its own stream so that urgent jobs never wait behind a
@@ -26,7 +27,7 @@ class QueueKeys:
     prefix: str
     queue: str
 
-    @property
+    @cached_property
     def tag(self) -> str:
         return "{" + self.prefix + ":" + self.queue + "}"
 

@@ -7,7 +7,7 @@ EVALSHA per batch is what makes enqueueing and acknowledging cheap.
 
 Job record (hash ``{tag}:j:<id>``) fields:
   st  state: scheduled | queued | retrying | finished | failed | buried | cancelled
-  t   task name          pr  priority level      e  stream entry id while queued
+  pr  priority level     e   stream entry id while queued
   p   envelope while scheduled (the stream holds it while queued)
   r   encoded result     err error text          tb traceback
   w   set when a client waits for the result (the finisher then pushes to ``done``)
@@ -39,19 +39,26 @@ local function wake(delayed, wakekey, score)
 end
 """
 
-# KEYS: stream, delayed, wake, then (job, unique) per job.
-# ARGV: now_ms, record_ttl_ms, priority, then (id, task, envelope, due_ms, unique_ms) per job.
+# KEYS: stream, delayed, wake, then per job its record (and its unique key
+#       when unique_ms > 0).
+# ARGV: now_ms, record_ttl_ms, priority, due_ms, unique_ms, then (id, envelope) per job.
+# A batch shares task, due time and uniqueness window, which keeps the
+# per-job arguments (and so the client's encoding work) to the minimum.
 # Returns the id of each job: the existing job's id when a unique key deduplicated it.
 ENQUEUE = _HELPERS + """
 local now, ttl, prio = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+local due, uniq = tonumber(ARGV[4]), tonumber(ARGV[5])
+local stride = 1
+if uniq > 0 then stride = 2 end
 local out = {}
-local n = (#ARGV - 3) / 5
+local n = (#ARGV - 5) / 2
+if due > now and n > 0 then wake(KEYS[2], KEYS[3], due) end
 for i = 0, n - 1 do
-  local a = 4 + i * 5
-  local id, task, env, due, uniq = ARGV[a], ARGV[a+1], ARGV[a+2], tonumber(ARGV[a+3]), tonumber(ARGV[a+4])
-  local jobkey, ukey = KEYS[4 + i * 2], KEYS[5 + i * 2]
+  local id, env = ARGV[6 + i * 2], ARGV[7 + i * 2]
+  local jobkey = KEYS[4 + i * stride]
   local existing = false
   if uniq > 0 then
+    local ukey = KEYS[5 + i * stride]
     existing = redis.call('GET', ukey)
     if not existing then redis.call('SET', ukey, id, 'PX', uniq) end
   end
@@ -59,12 +66,11 @@ for i = 0, n - 1 do
     out[#out + 1] = existing
   else
     if due > now then
-      wake(KEYS[2], KEYS[3], due)
       redis.call('ZADD', KEYS[2], due, id)
-      redis.call('HSET', jobkey, 'st', 'scheduled', 't', task, 'pr', prio, 'p', env)
+      redis.call('HSET', jobkey, 'st', 'scheduled', 'pr', prio, 'p', env)
     else
       local eid = redis.call('XADD', KEYS[1], '*', 'j', env)
-      redis.call('HSET', jobkey, 'st', 'queued', 't', task, 'pr', prio, 'e', eid)
+      redis.call('HSET', jobkey, 'st', 'queued', 'pr', prio, 'e', eid)
     end
     redis.call('PEXPIRE', jobkey, ttl)
     out[#out + 1] = id
@@ -74,14 +80,16 @@ return out
 """
 
 # KEYS: delayed, stream p0, p1, p2, then one job record per id.
-# ARGV: now_ms, ids...   Moves due jobs to their stream; returns
-# {moved, next_due_ms or false}.  Re-checking the score makes concurrent
-# schedulers harmless: a job is moved by whoever removes it first.
+# ARGV: now_ms, upcoming_count, ids...   Moves the given jobs that are due to
+# their stream and returns {moved, {id, due_ms, ...}} with the next jobs of
+# the set, so the scheduler knows what to pass (and when) next time: one
+# round trip per wake-up, with every key declared.  Re-checking the score
+# makes concurrent schedulers harmless: a job moves once, by whoever is first.
 PROMOTE = """
 local now = tonumber(ARGV[1])
 local moved = 0
-for i = 2, #ARGV do
-  local id, jobkey = ARGV[i], KEYS[3 + i]
+for i = 3, #ARGV do
+  local id, jobkey = ARGV[i], KEYS[2 + i]
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) <= now then
     redis.call('ZREM', KEYS[1], id)
@@ -95,8 +103,7 @@ for i = 2, #ARGV do
     end
   end
 end
-local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {moved, first[2] or false}
+return {moved, redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')}
 """
 
 # KEYS: stream, delayed, dead, wake, cancel, then (job, done) per job.

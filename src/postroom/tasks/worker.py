@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("postroom.tasks")
 
+#: Scheduled jobs the scheduler keeps track of ahead of time (and promotes per call).
+UPCOMING = 500
+
 #: How long a job that ignores its hard time limit is given before the worker
 #: records the failure and moves on without it.
 HARD_LIMIT_GRACE = 1.0
@@ -691,6 +694,8 @@ class Worker:
         self._readers.append(reader)
         crons = [t for t in self.app.tasks.values() if t.cron is not None and t.queue == k.queue]
         ticks = {t.name: t.cron.next_after(time.time()) for t in crons}
+        upcoming: list[tuple[bytes, float]] = []  # (job id, due epoch s), earliest first
+        refresh = True
         while not self._stop.is_set():
             try:
                 now = time.time()
@@ -698,34 +703,42 @@ class Worker:
                     if ticks[t.name] <= now:
                         self._fire(t, ticks[t.name])
                         ticks[t.name] = t.cron.next_after(max(ticks[t.name], now))
-                next_due = self._promote(k)
-                wake_at = min([time.time() + WAIT_SLICE, *ticks.values(), *([next_due] if next_due else [])])
+                due = [job_id for job_id, at in upcoming if at <= now]
+                if due or refresh:
+                    upcoming = self._promote(k, due[:UPCOMING])
+                    refresh = False
+                    continue
+                wake_at = min([now + WAIT_SLICE, *ticks.values(), *[at for _, at in upcoming[:1]]])
                 wait = wake_at - time.time()
                 if wait > 0.3:
                     # A server may time blocked clients out up to 100 ms late (Redis
-                    # checks at 10 Hz): wake early and sleep the rest locally.
+                    # checks at 10 Hz): wake early and sleep the rest locally.  Any
+                    # wake-up re-reads the set: a producer may have added earlier jobs.
                     reader.call(lambda c, w=wait: c.blpop([k.wake], timeout=w - 0.2))
+                    refresh = True
                 elif wait > 0:
-                    self._stop.wait(wait)
+                    # Short waits are local, in slices that re-read the set, so a job
+                    # scheduled meanwhile for even sooner is at most 50 ms late.
+                    self._stop.wait(min(wait, 0.05))
+                    refresh = wait > 0.05
             except redis.ConnectionError:
                 self._stop.wait(0.5)
         reader.close()
 
-    def _promote(self, k: QueueKeys) -> float | None:
-        """Move every due job to its stream; return the next due time (epoch s)."""
-        client = self.app.client
+    def _promote(self, k: QueueKeys, due: list[bytes]) -> list[tuple[bytes, float]]:
+        """Move the *due* jobs to their streams; return the next scheduled jobs.
+
+        The scheduler only ever passes jobs it saw in the set, and it re-reads
+        the head of the set at each call, so a job added later is seen before
+        its due time: either it is the new earliest (the producer pushes a
+        wake-up) or an earlier job's promotion comes first and refreshes.
+        """
         streams = [k.stream(p) for p in range(PRIORITY_LEVELS)]
-        while True:
-            now_ms = int(time.time() * 1000)
-            ids = client.zrangebyscore(k.delayed, "-inf", now_ms, start=0, num=500)
-            if not ids:
-                first = client.zrange(k.delayed, 0, 0, withscores=True)
-                return first[0][1] / 1000 if first else None
-            _, nxt = self.app.scripts.promote(
-                keys=[k.delayed, *streams, *[k.job(i.decode()) for i in ids]], args=[now_ms, *ids]
-            )
-            if len(ids) < 500:
-                return float(nxt) / 1000 if nxt else None
+        _, flat = self.app.scripts.promote(
+            keys=[k.delayed, *streams, *[k.job(i.decode()) for i in due]],
+            args=[int(time.time() * 1000), UPCOMING, *due],
+        )
+        return [(flat[i], float(flat[i + 1]) / 1000) for i in range(0, len(flat), 2)]
 
     def _fire(self, task: Task, tick: float) -> None:
         """Enqueue one cron tick: the unique key makes it once per tick however
