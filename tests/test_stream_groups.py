@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import time
 
+import pytest
+import redis
+
 from .support.resp import Reply
 
 TIME_FIELDS = {b"idle", b"seen-time", b"inactive", b"active-time"}
@@ -295,3 +298,81 @@ def test_xinfo_consumers_idle_and_inactive(r):
     assert reader["pending"] == 1
     assert reader["idle"] < 20 <= reader["inactive"]
     assert idle_one["inactive"] == -1 and idle_one["pending"] == 0
+
+
+def _entries(reply) -> list[tuple[bytes, dict]]:
+    """The entries of a one-stream XREADGROUP reply as redis-py parses it in RESP2 or RESP3."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(reply.values())[0][0]
+    return reply[0][1]
+
+
+def _process(client, entries, consumer: str) -> None:
+    """Apply each entry exactly once: MULTI, INCRBY the total and a per-entry counter, XACK, EXEC."""
+    for entry_id, fields in entries:
+        if not fields:
+            continue
+        pipe = client.pipeline(transaction=True)
+        pipe.incrby("total", int(fields[b"amount"]))
+        pipe.incr(b"applied:" + entry_id)
+        pipe.sadd(b"by:" + consumer.encode(), entry_id)
+        pipe.xack("jobs", "workers", entry_id)
+        pipe.execute()
+
+
+@pytest.fixture(params=["postroom", "redis"])
+def seed_client(request, postroom_server, oracle_server, protocol):
+    server = postroom_server if request.param == "postroom" else oracle_server
+    client = redis.Redis(port=server.port, protocol=protocol)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def test_seed_consumer_group_pattern(seed_client):
+    """Crash recovery with ID 0 then ``>``, MULTI + XACK processing, and a killed consumer's entries
+    claimed with XAUTOCLAIM: every entry is applied exactly once, on postroom as on Redis."""
+    r = seed_client
+    r.xgroup_create("jobs", "workers", id="0", mkstream=True)
+    amounts = [(i * 37) % 101 + 1 for i in range(60)]
+    for amount in amounts:
+        r.xadd("jobs", {"amount": amount})
+
+    # Worker A takes a batch and crashes after processing part of it.
+    batch = _entries(r.xreadgroup("workers", "A", {"jobs": ">"}, count=10))
+    assert len(batch) == 10
+    _process(r, batch[:4], "A")
+
+    # Worker C takes a batch and is killed before acknowledging anything.
+    lost = _entries(r.xreadgroup("workers", "C", {"jobs": ">"}, count=7))
+    assert len(lost) == 7
+
+    # A restarts: first its own pending entries (ID 0), then new ones.
+    pending = _entries(r.xreadgroup("workers", "A", {"jobs": "0"}))
+    assert [entry_id for entry_id, _ in pending] == [entry_id for entry_id, _ in batch[4:]]
+    _process(r, pending, "A")
+    assert _entries(r.xreadgroup("workers", "A", {"jobs": "0"})) == []
+
+    # B recovers what C held, then everyone drains the stream.
+    cursor = "0-0"
+    claimed_total = 0
+    while True:
+        cursor, claimed, *_deleted = r.xautoclaim("jobs", "workers", "B", min_idle_time=0, start_id=cursor, count=3)
+        claimed_total += len(claimed)
+        _process(r, claimed, "B")
+        if cursor in (b"0-0", "0-0"):
+            break
+    assert claimed_total == 7
+    while True:
+        batch = _entries(r.xreadgroup("workers", "B", {"jobs": ">"}, count=8))
+        if not batch:
+            break
+        _process(r, batch, "B")
+
+    assert int(r.get("total")) == sum(amounts)
+    assert r.xpending("jobs", "workers")["pending"] == 0
+    counters = r.mget([b"applied:" + entry_id for entry_id, _ in r.xrange("jobs")])
+    assert counters == [b"1"] * len(amounts)
+    assert r.scard("by:A") == 10 and r.scard("by:B") == 50 and not r.exists("by:C")
