@@ -369,3 +369,34 @@ def test_idempotent_consumer(request, server):
     assert totals == {b"total:apple": b"7", b"total:pear": b"2", b"total:plum": b"1"}
     assert client.xpending("orders", "workers")["pending"] == 0
     client.close()
+
+
+# -- the AOF replays transactions and script effects deterministically ----------------------------
+
+
+def test_aof_replays_transactions_and_script_effects(tmp_path):
+    from .support.servers import PostroomProcess
+
+    server = PostroomProcess(tmp_path, None, "--appendonly", "yes", "--appendfsync", "always")
+    try:
+        client = redis.Redis(port=server.port)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set("a", "1").incrby("a", 5).rpush("l", "x", "y").execute()
+        client.eval("local t = redis.call('time') redis.call('set', 'stamp', t[1] .. '.' .. t[2]) "
+                    "redis.call('incr', 'a') redis.call('lpop', 'l')", 0)
+        client.function_load("#!lua name=lib\nredis.register_function('bump', function(keys) "
+                             "return redis.call('incrby', keys[1], 10) end)")
+        client.fcall("bump", 1, "a")
+        before = (sorted(client.keys("*")), client.get("a"), client.lrange("l", 0, -1), client.get("stamp"))
+        stamp = client.get("stamp")
+        client.close()
+        server.kill()  # no shutdown: only the AOF survives
+        server.start()
+        client = redis.Redis(port=server.port)
+        assert (sorted(client.keys("*")), client.get("a"), client.lrange("l", 0, -1), client.get("stamp")) == before
+        assert client.get("stamp") == stamp  # effects, not the script, were replayed
+        assert client.get("a") == b"17"
+        assert client.fcall("bump", 1, "a") == 27  # the library was persisted too
+        client.close()
+    finally:
+        server.stop()
