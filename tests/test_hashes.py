@@ -11,6 +11,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .support.events import keyspace_events, propagated
 from .support.requires import require
 from .support.resp import RawClient
 
@@ -368,3 +369,19 @@ def test_hsetex(r):
         r.execute_command("HSETEX", "other", "FIELDS", 2, "f", "v")
     with pytest.raises(redis.ResponseError, match="FIELDS"):
         r.execute_command("HSETEX", "other", "EX", 10, "f", "v")
+
+
+def test_keyspace_events(postroom_server, oracle_server):
+    """The same commands publish the same keyspace events, in the same order, as Redis."""
+    commands = [
+        ("HSET", "h", "a", "1", "b", "2"), ("HSETNX", "h", "a", "x"), ("HSETNX", "h", "c", "3"), ("HMSET", "h", "d", "4"),
+        ("HINCRBY", "h", "n", "2"), ("HINCRBYFLOAT", "h", "f", "1.5"), ("HDEL", "h", "zz"), ("HDEL", "h", "a", "b"),
+        ("HDEL", "h", "c", "d", "n", "f"),
+    ]
+    assert keyspace_events(postroom_server.port, commands) == keyspace_events(oracle_server.port, commands)
+
+
+def test_propagated_forms(postroom_server):
+    seen = propagated(postroom_server, [("HSET", "h", "f", "1"), ("HINCRBYFLOAT", "h", "f", "0.5"),
+                                        ("HGETDEL", "h", "FIELDS", "2", "f", "zz"), ("HGETDEL", "h", "FIELDS", "1", "f")])
+    assert seen == [[b"HSET", b"h", b"f", b"1"], [b"HSET", b"h", b"f", b"1.5"], [b"HDEL", b"h", b"f"]]

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .support.requires import require, require_commands
-from .support.resp import RawClient
+from .support.events import keyspace_events, propagated
+from .support.requires import require
 
 
 def test_push_pop_basics(diff):
@@ -197,33 +197,15 @@ def test_object_encoding(diff):
 
 
 def test_keyspace_events(postroom_server, oracle_server):
-    """The same commands publish the same keyspace events, in the same order."""
-    events = []
-    require_commands(postroom_server.port, ("CONFIG", "GET", "notify-keyspace-events"))
-    for port in (postroom_server.port, oracle_server.port):
-        admin = RawClient(port)
-        admin.call("FLUSHALL")
-        admin.call("CONFIG", "SET", "notify-keyspace-events", "KEA")
-        sub = RawClient(port)
-        sub.call("PSUBSCRIBE", "__key*__:*")
-        admin.pipeline([
-            ("RPUSH", "l", "a", "b", "c"), ("LPUSH", "l", "z"), ("LSET", "l", "0", "y"),
-            ("LINSERT", "l", "BEFORE", "a", "x"), ("LREM", "l", "1", "x"), ("LTRIM", "l", "0", "1"),
-            ("LMOVE", "l", "m", "LEFT", "RIGHT"), ("RPOPLPUSH", "l", "m"), ("LMPOP", "1", "m", "LEFT", "COUNT", "5"),
-            ("RPUSH", "q", "1"), ("BLPOP", "q", "0"), ("LPUSHX", "q", "1"), ("RPUSH", "q", "1", "2"), ("RPOP", "q", "2"),
-        ])
-        admin.call("CONFIG", "SET", "notify-keyspace-events", "")
-        admin.call("PUBLISH", "__keyspace@0__:end", "end")
-        seen = []
-        while True:
-            message = sub.read()
-            if message[1][2][1] == b"__keyspace@0__:end":
-                break
-            seen.append((message[1][2][1], message[1][3][1]))
-        events.append(seen)
-        admin.close()
-        sub.close()
-    assert events[0] == events[1]
+    """The same commands publish the same keyspace events, in the same order, as Redis."""
+    commands = [
+        ("RPUSH", "l", "a", "b", "c"), ("LPUSH", "l", "z"), ("LSET", "l", "0", "y"),
+        ("LINSERT", "l", "BEFORE", "a", "x"), ("LREM", "l", "1", "x"), ("LTRIM", "l", "0", "1"),
+        ("LMOVE", "l", "m", "LEFT", "RIGHT"), ("RPOPLPUSH", "l", "m"), ("LMPOP", "1", "m", "LEFT", "COUNT", "5"),
+        ("RPUSH", "q", "1"), ("BLPOP", "q", "0"), ("LPUSHX", "q", "1"), ("RPUSH", "q", "1", "2"), ("RPOP", "q", "2"),
+        ("RPUSH", "r", "1"), ("BLMOVE", "r", "s", "LEFT", "LEFT", "0"), ("LTRIM", "s", "1", "0"),
+    ]
+    assert keyspace_events(postroom_server.port, commands) == keyspace_events(oracle_server.port, commands)
 
 
 OPS = st.sampled_from([
@@ -281,3 +263,15 @@ def test_generated_sequences(diff, commands):
 @pytest.mark.parametrize("command", [("LPUSH", "k"), ("LRANGE", "k", "0"), ("LINSERT", "k", "a", "b"), ("BLPOP", "k")])
 def test_arity_errors(diff, command):
     diff.check(*command)
+
+
+def test_propagated_forms(postroom_server):
+    seen = propagated(postroom_server, [
+        ("RPUSH", "l", "a", "b", "c"), ("LMPOP", "2", "x", "l", "RIGHT", "COUNT", "2"), ("BLPOP", "x", "l", "0"),
+        ("RPUSH", "m", "1"), ("BLMOVE", "m", "n", "LEFT", "RIGHT", "0"), ("BRPOPLPUSH", "n", "m", "0"),
+        ("BLMPOP", "0", "1", "m", "LEFT"), ("LPOP", "missing"),
+    ])
+    assert seen == [
+        [b"RPUSH", b"l", b"a", b"b", b"c"], [b"RPOP", b"l", b"2"], [b"LPOP", b"l"], [b"RPUSH", b"m", b"1"],
+        [b"LMOVE", b"m", b"n", b"LEFT", b"RIGHT"], [b"RPOPLPUSH", b"n", b"m"], [b"LPOP", b"m", b"1"],
+    ]

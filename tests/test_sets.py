@@ -6,6 +6,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .support.events import keyspace_events, propagated
 from .support.requires import require
 
 
@@ -224,3 +225,26 @@ def test_generated_sequences(diff, commands):
         diff.check(*command, sort=True)
     for key in ("a", "b", "c"):
         diff.check("SMEMBERS", key, sort=True)
+
+
+def test_keyspace_events(postroom_server, oracle_server):
+    """The same commands publish the same keyspace events, in the same order, as Redis."""
+    commands = [
+        ("SADD", "a", "1", "2", "3"), ("SADD", "a", "1"), ("SREM", "a", "9"), ("SREM", "a", "1"),
+        ("SMOVE", "a", "b", "2"), ("SMOVE", "a", "b", "3"), ("SADD", "c", "x", "y"), ("SINTERSTORE", "d", "b", "c"),
+        ("SUNIONSTORE", "d", "b", "c"), ("SDIFFSTORE", "e", "b", "c"), ("SINTERSTORE", "e", "b", "missing"),
+        ("SPOP", "c"), ("SPOP", "d", "1"), ("SPOP", "d", "10"),
+    ]
+    assert keyspace_events(postroom_server.port, commands) == keyspace_events(oracle_server.port, commands)
+
+
+def test_spop_propagates_as_srem(postroom_server):
+    seen = propagated(postroom_server, [("SADD", "s", "a", "b", "c", "d"), ("SPOP", "s"), ("SPOP", "s", "2"),
+                                        ("SPOP", "s", "5"), ("SPOP", "s"), ("SPOP", "t", "3")])
+    assert seen[0] == [b"SADD", b"s", b"a", b"b", b"c", b"d"]
+    assert seen[1][:2] == [b"SREM", b"s"] and len(seen[1]) == 3
+    assert seen[2][:2] == [b"SREM", b"s"] and len(seen[2]) == 4
+    assert seen[3] == [b"DEL", b"s"]
+    popped = [seen[1][2], *seen[2][2:]]
+    assert len(set(popped)) == 3 and set(popped) <= {b"a", b"b", b"c", b"d"}
+    assert len(seen) == 4

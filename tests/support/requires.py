@@ -4,20 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from .resp import RawClient
-
-
-def require_commands(port: int, *commands: tuple) -> None:
-    """Skip unless postroom on ``port`` knows every command in ``commands``."""
-    client = RawClient(port)
-    try:
-        for command in commands:
-            kind, payload = client.call(*command)
-            if kind == "-" and payload.startswith(b"ERR unknown command"):
-                pytest.skip(f"postroom does not implement {command[0]} yet")
-    finally:
-        client.close()
-
 
 def require(diff, *command: str) -> None:
     """Skip unless the postroom side of a ``diff`` knows ``command``."""
