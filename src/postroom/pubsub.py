@@ -76,17 +76,27 @@ def _frame(kind: bytes, *fields: bytes) -> bytes:
 
 
 def _deliver(subscribers: Iterable[Client], body: bytes) -> None:
-    """Queue one message on every subscriber, encoding it at most once per protocol version."""
+    """Queue one message on every subscriber, encoding it at most once per protocol version.
+
+    This is :meth:`Client.send_raw` inlined, the inner loop of fan-out. A client whose output list
+    is not empty already has a flush coming (the first fragment queued since its last flush asked
+    for one, or it is running its own requests and flushes when done), so only the first message
+    per flush schedules one.
+    """
     resp2 = resp3 = None
     for client in subscribers:
+        if client.closed:
+            continue
         if client.resp == 2:
-            if resp2 is None:
-                resp2 = b"*" + body
-            client.send_raw(resp2)
+            data = resp2 if resp2 is not None else (resp2 := b"*" + body)
         else:
-            if resp3 is None:
-                resp3 = b">" + body
-            client.send_raw(resp3)
+            data = resp3 if resp3 is not None else (resp3 := b">" + body)
+        out = client.out
+        if out:
+            out.append(data)
+        else:
+            out.append(data)
+            client.flush_soon()
 
 
 class PubSubHub:
