@@ -87,8 +87,6 @@ class BusyResponder:
                 self._read_client(key.fileobj, target, run)  # type: ignore[arg-type]
             else:
                 self._read_accepted(target, run)
-            if run.killed:
-                break
 
     def _start(self, run: ScriptRun) -> None:
         broker = self.engine.broker
@@ -155,7 +153,7 @@ class BusyResponder:
         reader = connection.reader
         try:
             reader.feed(data)
-            while not run.killed:
+            while True:  # the whole buffer, as Redis does: after SCRIPT KILL the script still runs until the hook
                 request = reader.next_request()
                 if request is None:
                     break
@@ -178,7 +176,7 @@ class BusyResponder:
             accepted.sock.close()
             return
         accepted.buffer += data
-        while not run.killed:
+        while True:
             parsed = split_request(accepted.buffer)
             if parsed is None:
                 break
