@@ -192,6 +192,7 @@ PARAMS: list[Param] = [
     Param("aof-load-truncated", "yes", _bool),
     Param("save", "3600 1 300 100 60 10000", _save_points),
     Param("dbfilename", "dump.postroom", _string),
+    Param("rdb-key-save-delay", "0", _int_range(0, INT_MAX)),  # microseconds per key (tests of slow saves)
     Param("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
     Param("logfile", "", _string, mutable=False),
     Param("pidfile", "", _string),

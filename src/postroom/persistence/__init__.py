@@ -1,22 +1,35 @@
-"""Persistence: wiring the append-only file into the broker and the server's lifecycle.
+"""Persistence: wiring the append-only file and snapshots into the broker and the server's lifecycle.
 
-:class:`Persistence` loads the AOF at startup (before the server accepts connections), registers
-the AOF as the broker's propagation sink, writes the buffer once per event-loop turn, holds replies
-until their writes are fsynced under ``appendfsync always`` (group commit), refuses writes with
-``MISCONF`` after a failed write, reports the INFO persistence fields, and closes the file cleanly
-on shutdown.
+:class:`Persistence` loads the data at startup (before the server accepts connections): the AOF
+(base + increments) when ``appendonly`` is on, otherwise the snapshot ``<dir>/<dbfilename>``, as
+Redis does. It registers the AOF as the broker's propagation sink, writes the buffer once per
+event-loop turn, holds replies until their writes are fsynced under ``appendfsync always`` (group
+commit), refuses writes with ``MISCONF`` after a failed write, runs snapshots
+(:mod:`.saving`) and AOF rewrites (:mod:`.rewrite`) in a forked child (:mod:`.fork`), reports the
+INFO persistence fields, and on shutdown stops any child, saves if asked and closes the AOF.
+
+Forking is reserved for the network server, where one thread owns the data (``broker.lock`` is
+the no-op context). In embedded mode the callers' threads may hold any lock at fork time, so
+BGSAVE and BGREWRITEAOF run synchronously there (they still reply "started").
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..protocol.replies import ReplyError
 from .aof import AppendOnlyFile
-from .loader import load_files
+from .fork import ChildProcesses
+from .loader import AofLoadError, load_files
+from .rewrite import AofRewriter, remove_leftovers
+from .saving import SnapshotSaver
+from .snapshot import SnapshotError, load_snapshot
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -37,6 +50,16 @@ class Persistence:
         self._waiting: list[tuple[Callable[[], None], Callable[[], None]]] = []
         self.loading = False
         self.loaded_commands = 0
+        self.loaded_keys = 0
+        self.loaded_expired = 0
+        self.children = ChildProcesses()
+        self.saver = SnapshotSaver(broker, self.children, self.can_fork)
+        self.rewriter = AofRewriter(broker, self.children, self.directory, config["appendfilename"], self.can_fork,
+                                    self.commit)
+
+    def can_fork(self) -> bool:
+        """Only the network server forks (see the module docstring)."""
+        return isinstance(self.broker.lock, contextlib.nullcontext)
 
     # -- startup and shutdown ------------------------------------------------------------------
 
@@ -44,10 +67,15 @@ class Persistence:
         """Load what is on disk, then start appending. Call before accepting clients."""
         broker = self.broker
         broker.persistence_info = self.info  # type: ignore[attr-defined]
+        broker.persistence = self  # type: ignore[attr-defined]
+        broker.cron_hooks.append(self._cron)
         if not self.enabled:
+            self._load_snapshot()
+            broker.dirty = 0
             return
         aof = AppendOnlyFile(self.directory, broker.config["appendfilename"], broker.config["appendfsync"])
         if aof.manifest.load():
+            remove_leftovers(self.directory, aof.manifest)
             self.loading = True
             try:
                 self.loaded_commands = load_files(broker, aof.manifest.files(), broker.config["aof-load-truncated"])
@@ -56,14 +84,52 @@ class Persistence:
         aof.open()
         aof.on_write_status = self._write_status_changed
         self.aof = aof
+        self.rewriter.aof = aof
+        self.rewriter.base_size = aof.current_size
         broker.propagation_sinks.append(self._append)
         broker.durability = self  # type: ignore[attr-defined]
         broker.config.on_change("appendfsync", aof.set_policy)
         broker.cron_hooks.append(self._retry_failed_write)
         broker.dirty = 0
 
+    def _load_snapshot(self) -> None:
+        path = self.saver.path
+        for leftover in path.parent.glob(f"temp-*-{path.name}"):
+            leftover.unlink(missing_ok=True)
+        if not path.exists():
+            return
+        started = time.monotonic()
+        self.loading = True
+        try:
+            self.loaded_keys, self.loaded_expired = load_snapshot(self.broker, path)
+        except SnapshotError as exc:
+            raise AofLoadError(f"Fatal error loading the snapshot: {exc}") from exc
+        finally:
+            self.loading = False
+        log.info("DB loaded from disk: %.3f seconds (%d keys, %d expired)", time.monotonic() - started,
+                 self.loaded_keys, self.loaded_expired)
+
+    def _cron(self) -> None:
+        self.children.poll()
+        self.rewriter.cron()
+        self.saver.cron()
+
+    def prepare_shutdown(self, save: bool) -> None:
+        """Before the server stops: kill a running child, then save if asked (Redis's prepareForShutdown).
+
+        A failed save keeps the server running, as in Redis: SHUTDOWN answers an error.
+        """
+        self.children.kill()
+        if not save:
+            return
+        try:
+            self.saver.save()
+        except OSError:
+            raise ReplyError("ERR Errors trying to SHUTDOWN. Check logs.")
+
     def stop(self) -> None:
         """Flush, fsync and close the AOF (SHUTDOWN, SIGTERM, Embedded.close)."""
+        self.children.kill()
         if self.aof is not None:
             self.commit()
             self.aof.close()
@@ -132,20 +198,40 @@ class Persistence:
     # -- INFO ----------------------------------------------------------------------------------
 
     def info(self) -> dict[str, Any]:
+        """INFO persistence, in Redis 7.0's order (the AOF size fields only while the AOF is on)."""
         aof = self.aof
-        return {
-            "loading": int(self.loading),
-            "aof_enabled": int(aof is not None),
-            "aof_rewrite_in_progress": 0,
-            "aof_rewrite_scheduled": 0,
-            "aof_last_write_status": "ok" if aof is None or aof.last_write_ok else "err",
-            "aof_current_size": aof.current_size if aof else 0,
-            "aof_base_size": aof.base_size if aof else 0,
-            "aof_buffer_length": aof._buffered if aof else 0,
-            "aof_delayed_fsync": aof.delayed_fsync if aof else 0,
-            "aof_fsync_policy": aof.fsync_policy if aof else "",
-            "aof_loaded_commands": self.loaded_commands,
-        }
+        fields: dict[str, Any] = {"loading": int(self.loading), "async_loading": 0}
+        fields.update(self.saver.info())
+        fields["rdb_last_load_keys_expired"] = self.loaded_expired
+        fields["rdb_last_load_keys_loaded"] = self.loaded_keys
+        fields["aof_enabled"] = int(aof is not None)
+        fields.update(self.rewriter.info())
+        fields["aof_last_write_status"] = "ok" if aof is None or aof.last_write_ok else "err"
+        if aof is not None:
+            fields.update({
+                "aof_current_size": aof.current_size,
+                "aof_base_size": self.rewriter.base_size,
+                "aof_pending_rewrite": int(self.rewriter.scheduled),
+                "aof_buffer_length": aof._buffered,
+                "aof_pending_bio_fsync": 0,
+                "aof_delayed_fsync": aof.delayed_fsync,
+                "aof_fsync_policy": aof.fsync_policy,
+            })
+        fields["aof_loaded_commands"] = self.loaded_commands
+        return fields
+
+    def flush_and_sync(self) -> bool:
+        """Write and fsync everything appended so far (WAITAOF); ``False`` if the disk refused."""
+        aof = self.aof
+        if aof is None:
+            return True
+        if not self.commit():
+            return False
+        try:
+            aof.sync()
+        except OSError:
+            return False
+        return True
 
 
 __all__ = ["Persistence"]

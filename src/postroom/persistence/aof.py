@@ -91,6 +91,11 @@ class Manifest:
         ordered = ([self.base] if self.base else []) + self.increments
         return [self.directory / e.name for e in ordered]
 
+    def next_base(self, suffix: str) -> ManifestEntry:
+        """The entry a rewrite's new base file gets (not yet listed: the rewrite installs it)."""
+        seq = self.base.seq + 1 if self.base else 1
+        return ManifestEntry(f"{self.basename}.{seq}.base{suffix}", seq, "b")
+
     def next_increment(self) -> ManifestEntry:
         seq = max((e.seq for e in self.increments), default=0) + 1
         entry = ManifestEntry(f"{self.basename}.{seq}.incr.aof", seq, "i")
@@ -182,6 +187,35 @@ class AppendOnlyFile:
             os.close(self._handle)
             self._handle = None
 
+    def start_new_increment(self) -> ManifestEntry:
+        """Append to a new incremental file from now on (an AOF rewrite starts).
+
+        The buffer must be flushed first. The manifest lists the new file (after the old ones)
+        before anything is written to it, so a crash from here on loads old base + old
+        increments + new increment: everything.
+        """
+        assert not self._buffer, "flush before switching files"
+        entry = self.manifest.next_increment()
+        self.manifest.save()
+        handle = os.open(self.directory / entry.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        with self._sync_lock:
+            old, self._handle = self._handle, handle
+            if old is not None:
+                os.fsync(old)
+                os.close(old)
+            self._unsynced = False
+        self._selected = -1  # each file starts with its own SELECT: it may be loaded after a base
+        return entry
+
+    def install_base(self, base: ManifestEntry, first_kept_seq: int) -> list[str]:
+        """Make ``base`` the base, drop increments older than ``first_kept_seq``; returns dropped names."""
+        kept = [e for e in self.manifest.increments if e.seq >= first_kept_seq]
+        dropped = [e.name for e in self.manifest.entries if e not in kept]
+        self.manifest.entries = [base, *kept]
+        self.manifest.save()
+        self.current_size = sum(p.stat().st_size for p in self.manifest.files() if p.exists())
+        return dropped
+
     # -- writing -------------------------------------------------------------------------------
 
     def append(self, db_index: int, argvs: list[list[bytes]]) -> None:
@@ -227,6 +261,10 @@ class AppendOnlyFile:
             log.warning("Error writing to the AOF file: %s", self.last_write_error)
         self.last_write_ok = False
         self.on_write_status(False)
+
+    def sync(self) -> None:
+        """fsync what was written, whatever the policy (WAITAOF)."""
+        self._fsync()
 
     def _fsync(self) -> None:
         with self._sync_lock:

@@ -1,6 +1,8 @@
 """Replaying AOF files into the broker at startup, with Redis's handling of damaged files.
 
-A file is a sequence of RESP multibulk commands written by :mod:`.aof`. Three outcomes:
+A base file written by a rewrite is a snapshot (:mod:`.snapshot`, recognised by its header) and
+loads as one. Any other file is a sequence of RESP multibulk commands written by :mod:`.aof`.
+Three outcomes:
 
 * it parses to the end: every command is applied;
 * its last command is cut short (a crash during a write): with ``aof-load-truncated yes`` the
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import hiredis
+
+from .snapshot import SnapshotError, is_snapshot, load_snapshot
 
 if TYPE_CHECKING:
     from ..broker import Broker
@@ -101,6 +105,13 @@ def load_files(broker: Broker, files: list[Path], truncated_ok: bool) -> int:
         for index, path in enumerate(files):
             if not path.exists():
                 raise FileNotFoundError(f"The AOF file {path} listed in the manifest does not exist")
+            if is_snapshot(path):  # a rewritten base (see rewrite.py)
+                try:
+                    keys, _ = load_snapshot(broker, path)
+                except SnapshotError as exc:
+                    raise AofLoadError(str(exc)) from exc
+                applied += keys
+                continue
             size = path.stat().st_size
             multi_start: int | None = None  # offset of an open MULTI: a crash may cut a unit short
             try:

@@ -36,7 +36,9 @@ class Server:
         self.ports: list[int] = []
         self.persistence = Persistence(self.broker)
         self.startup_hooks: list[Callable[[Server], None]] = []
-        self.shutdown_hooks: list[Callable[[Server, bool], None]] = []
+        self.shutdown_hooks: list[Callable[[Server, bool], None]] = [
+            lambda _server, save: self.persistence.prepare_shutdown(save)
+        ]
 
     async def start(self) -> None:
         """Bind listeners and start the cron; returns once the server accepts connections."""
@@ -145,7 +147,7 @@ class Server:
 
     def _on_signal(self, sig: int) -> None:
         log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
-        self.request_shutdown(save=True, now=False)
+        self.request_shutdown(save=bool(self.config["save"]), now=False)  # Redis saves only with save points
 
 
 def install_event_loop_policy() -> str:
