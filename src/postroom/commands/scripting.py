@@ -359,7 +359,7 @@ def function_stats(client: Client, argv: list[bytes]) -> dict:
         running = {
             b"name": run.name.encode(),
             b"command": run.argv,
-            b"duration_ms": int(time.time() * 1000) - run.start_ms,
+            b"duration_ms": int((time.monotonic() - run.start) * 1000),
         }
     registry = state.functions
     return {

@@ -56,10 +56,9 @@ KILLED = "ERR Script killed by user with SCRIPT KILL..."
 class ScriptRun:
     """What the callbacks need to know about the script that is running."""
 
-    __slots__ = ("caller", "argv", "name", "is_eval", "readonly", "resp", "repl", "wrote", "killed", "start_ms", "busy")
+    __slots__ = ("caller", "argv", "name", "is_eval", "readonly", "resp", "repl", "wrote", "killed", "start", "busy")
 
-    def __init__(self, caller: Client, argv: list[bytes], name: str, is_eval: bool, readonly: bool,
-                 start_ms: int) -> None:
+    def __init__(self, caller: Client, argv: list[bytes], name: str, is_eval: bool, readonly: bool) -> None:
         self.caller = caller
         self.argv = argv  # the EVAL/FCALL command (FUNCTION STATS shows it)
         self.name = name  # the SHA1 of a script, the name of a function
@@ -69,7 +68,7 @@ class ScriptRun:
         self.repl = 3  # redis.set_repl flags: REPL_ALL
         self.wrote = False
         self.killed = False
-        self.start_ms = start_ms  # the broker's clock when the command started (no clock read per run)
+        self.start = time.monotonic()  # not the broker's now_ms: it is stale in embedded use
         self.busy = False
 
 
@@ -136,7 +135,7 @@ class LuaEngine:
     def run(self, caller: Client, function: Any, name: str, numkeys: int, argv: list[bytes], *,
             is_eval: bool, readonly: bool) -> Any:
         """Run a compiled script (``is_eval``) or a registered function for the command ``argv``."""
-        run = ScriptRun(caller, argv, name, is_eval, readonly, self.broker.now_ms)
+        run = ScriptRun(caller, argv, name, is_eval, readonly)
         script_client = self.client
         script_client.db = caller.db
         if script_client.resp != 2:
@@ -286,7 +285,7 @@ class LuaEngine:
             return None
         if not run.busy:
             threshold = self.broker.config["busy-reply-threshold"]
-            if time.time() * 1000 - run.start_ms < threshold:
+            if (time.monotonic() - run.start) * 1000 < threshold:
                 return None
             run.busy = True
             log.warning("Slow script detected: still in execution after %d milliseconds.", threshold)
