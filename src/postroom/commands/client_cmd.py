@@ -9,8 +9,8 @@ the order it arrived and its client resumes reading.
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..blocking import UNBLOCKED_ERROR, Block, Waiter
@@ -304,14 +304,18 @@ class ClientPause:
         self.pause_all = pause_all
         self.end_ms = end_ms
         self.postponed: list[Waiter] = []
-        self.timer: asyncio.TimerHandle | None = None
+        self.cancel_timer: Callable[[], None] | None = None
         self._schedule()
 
     def _schedule(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
+        if self.cancel_timer is not None:
+            self.cancel_timer()
         delay = max(0.0, (self.end_ms - time.time() * 1000) / 1000)
-        self.timer = asyncio.get_running_loop().call_later(delay, self.end)
+        self.cancel_timer = self.broker.call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        with self.broker.lock:  # timers run outside command execution (see Broker.call_later)
+            self.end()
 
     def extend(self, pause_all: bool, end_ms: int) -> None:
         """A new CLIENT PAUSE while paused: ALL wins over WRITE and the later end wins, as Redis."""
@@ -342,8 +346,8 @@ class ClientPause:
         if broker.client_pause is not self:
             return
         broker.client_pause = None
-        if self.timer is not None:
-            self.timer.cancel()
+        if self.cancel_timer is not None:
+            self.cancel_timer()
         broker.refresh_clock()
         for waiter in self.postponed:
             target = waiter.client

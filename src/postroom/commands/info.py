@@ -79,7 +79,7 @@ def _clients(broker: Broker) -> Lines:
         ("blocked_clients", broker.blocking.blocked_clients - _postponed(broker)),
         ("tracking_clients", 0),
         ("clients_in_timeout_table",
-         sum(1 for c in broker.clients.values() if c.waiter is not None and c.waiter.timer is not None)),
+         sum(1 for c in broker.clients.values() if c.waiter is not None and c.waiter.block.timeout_ms > 0)),
     ]
 
 
