@@ -24,7 +24,9 @@ from ..keyspace.stream import (
     Entry,
     Group,
     Nack,
+    Producers,
     Stream,
+    auto_iid,
     format_id,
     next_id,
 )
@@ -48,11 +50,18 @@ BAD_END = ReplyError("ERR invalid end ID for the interval")
 BUSYGROUP = ReplyError("BUSYGROUP Consumer Group name already exists")
 GROUP_DESTROYED = ReplyError("NOGROUP the consumer group this client was blocked on no longer exists")
 COUNT_POSITIVE = ReplyError("ERR COUNT must be > 0")
+BAD_NUMIDS = ReplyError("ERR Number of IDs must be a positive integer")
+NUMIDS_MISMATCH = ReplyError("ERR The `numids` parameter must match the number of arguments")
+INVALID_DURATION = ReplyError("ERR invalid duration")
+INVALID_MAXSIZE = ReplyError("ERR invalid maxsize")
 KEY_GONE = ReplyError("UNBLOCKED the stream key no longer exists")
 UNBALANCED = ReplyError(
     "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
 )
 XREAD_DEFAULT_BLOCKED_COUNT = 1000  # XREAD_BLOCKED_DEFAULT_COUNT: a woken reader gets at most this many
+
+KEEPREF, DELREF, ACKED = b"keepref", b"delref", b"acked"
+POLICIES = (KEEPREF, DELREF, ACKED)
 
 _LL_STRICT = re.compile(rb"0|-?[1-9][0-9]*")
 _STRTOULL = re.compile(rb"[ \t\n\v\f\r]*([+-]?)([0-9]+)")
@@ -131,7 +140,8 @@ def parse_count(arg: bytes) -> int:
 class TrimArgs:
     """Parsed MAXLEN/MINID/LIMIT/NOMKSTREAM options and the ID of XADD (streamAddTrimArgs)."""
 
-    __slots__ = ("maxlen", "minid", "approx", "limit", "nomkstream", "id", "seq_given", "id_given", "end")
+    __slots__ = ("maxlen", "minid", "approx", "limit", "nomkstream", "id", "seq_given", "id_given", "end", "policy",
+                 "pid", "iid")
 
     def __init__(self) -> None:
         self.maxlen: int | None = None
@@ -143,6 +153,9 @@ class TrimArgs:
         self.seq_given = True
         self.id_given = False
         self.end = 0  # index of XADD's ID argument
+        self.policy = KEEPREF  # Redis 8.2: what trimming does to consumer-group references
+        self.pid: bytes | None = None  # Redis 8.6 idempotent producer; ``iid`` None means IDMPAUTO
+        self.iid: bytes | None = None
 
     @property
     def trims(self) -> bool:
@@ -186,6 +199,14 @@ def parse_trim_args(client: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
             i += 1
         elif xadd and lower == b"nomkstream":
             args.nomkstream = True
+        elif lower in POLICIES:
+            args.policy = lower
+        elif xadd and lower == b"idmp" and more >= 2 and args.pid is None:
+            args.pid, args.iid = argv[i + 1], argv[i + 2]
+            i += 2
+        elif xadd and lower == b"idmpauto" and more and args.pid is None:
+            args.pid = argv[i + 1]
+            i += 1
         elif xadd:
             args.id, args.seq_given = parse_xadd_id(opt)
             args.id_given = True
@@ -194,6 +215,8 @@ def parse_trim_args(client: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
             raise SYNTAX_ERROR
         i += 1
     args.end = i
+    if args.pid is not None and args.id_given:
+        raise ReplyError("ERR IDMP and IDMPAUTO can be used only with auto-generated IDs (*)")
     if args.limit and not args.trims:
         raise ReplyError("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy")
     if not xadd and not args.trims:
@@ -212,15 +235,31 @@ def parse_trim_args(client: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
 
 
 def _trim(stream: Stream, args: TrimArgs) -> int:
-    return stream.trim(args.maxlen, args.minid, args.approx, args.limit)
+    if args.policy == KEEPREF or not stream.groups:  # without groups the policy changes nothing
+        return stream.trim(args.maxlen, args.minid, args.approx, args.limit)
+    removed = stream.trim_by_reference(args.maxlen, args.minid, args.approx, args.limit, args.policy == ACKED)
+    if args.policy == DELREF:
+        for stream_id in removed:
+            stream.drop_references(stream_id)
+    return len(removed)
 
 
 def _trim_spec(stream: Stream, args: TrimArgs) -> list[bytes]:
-    """The exact trim this command performed, for propagation (streamRewriteTrimArgument)."""
+    """The exact trim this command performed, for propagation (streamRewriteTrimArgument).
+
+    ``ACKED`` trimming skips entries by group state, which the replica shares: it is replayed as
+    given. The other policies removed exactly the oldest entries, so the reached threshold is sent.
+    """
+    policy = [] if args.policy == KEEPREF else [args.policy.upper()]
+    if args.policy == ACKED:
+        threshold = b"%d" % args.maxlen if args.maxlen is not None else format_id(args.minid or 0)
+        limit = [b"LIMIT", b"%d" % args.limit] if args.approx else []
+        return [*policy, b"MAXLEN" if args.maxlen is not None else b"MINID", b"~" if args.approx else b"=",
+                threshold, *limit]
     if args.maxlen is not None:
-        return [b"MAXLEN", b"=", b"%d" % (stream.length if args.approx else args.maxlen)]
+        return [*policy, b"MAXLEN", b"=", b"%d" % (stream.length if args.approx else args.maxlen)]
     minid = (stream.first_id if stream.length else stream.last_id + 1) if args.approx else args.minid
-    return [b"MINID", b"=", format_id(min(minid, MAX_ID))]  # type: ignore[type-var]
+    return [*policy, b"MINID", b"=", format_id(min(minid, MAX_ID))]  # type: ignore[type-var]
 
 
 # -- replies -----------------------------------------------------------------------------------
@@ -269,7 +308,7 @@ def _node_limits(client: Client) -> tuple[int, int]:
 @command("xadd", arity=-5, flags="write denyoom fast", keys=(1, 1, 1), group="stream",
          summary="Appends a new message to a stream. Creates the key if it doesn't exist.", since="5.0.0")
 def xadd(client: Client, argv: list[bytes]) -> Any:
-    """XADD key [NOMKSTREAM] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]] <* | id> field value [field value ...]"""
+    """XADD key [NOMKSTREAM] [KEEPREF | DELREF | ACKED] [IDMPAUTO producer-id | IDMP producer-id idempotent-id] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]] <* | id> field value [field value ...]"""
     key = argv[1]
     db = client.db
     if argv[2] == b"*":  # fast path: no options
@@ -289,6 +328,14 @@ def xadd(client: Client, argv: list[bytes]) -> Any:
         if args is not None and args.nomkstream:
             return None
         stream = Stream()
+    if args is not None and args.pid is not None:
+        producers = stream.producers
+        if producers is None:
+            producers = stream.producers = Producers()
+        iid = args.iid if args.iid is not None else auto_iid(argv[field_pos:])
+        original = producers.lookup(args.pid, iid, client.broker.now_ms)
+        if original is not None:
+            return format_id(original)  # a retry of an append already made: nothing is added
     last = stream.last_id
     if last == MAX_ID:
         raise EXHAUSTED
@@ -308,6 +355,8 @@ def xadd(client: Client, argv: list[bytes]) -> Any:
         db.add(key, stream)
     max_entries, max_bytes = _node_limits(client)
     stream.append(stream_id, argv, field_pos, max_entries, max_bytes)
+    if args is not None and args.pid is not None:
+        stream.producers.record(args.pid, iid, stream_id, client.broker.now_ms)  # type: ignore[union-attr]
     reply = format_id(stream_id)
     client.touch(key)
     client.notify(ev.STREAM, b"xadd", key)
@@ -379,30 +428,215 @@ def xdel(client: Client, argv: list[bytes]) -> int:
     if stream is None:
         return 0
     ids = [parse_id(arg, strict=True) for arg in argv[2:]]
-    deleted = 0
-    first_deleted = False
-    for stream_id in ids:
-        if stream.delete(stream_id):
-            if stream_id == stream.first_id:
-                first_deleted = True
-            if stream_id > stream.max_deleted_id:
-                stream.max_deleted_id = stream_id
-            deleted += 1
+    deleted = sum(map(_Deletion(stream).delete, ids))
     if deleted:
+        _deleted(client, key, deleted)
+    return deleted
+
+
+class _Deletion:
+    """Deleting entries one by one as XDEL does: tombstone bookkeeping, first ID kept current."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+
+    def delete(self, stream_id: int) -> bool:
+        stream = self.stream
+        if not stream.delete(stream_id):
+            return False
+        if stream_id > stream.max_deleted_id:
+            stream.max_deleted_id = stream_id
         if not stream.length:
             stream.first_id = 0
-        elif first_deleted:
+        elif stream_id == stream.first_id:
             stream.first_id = stream.edge_id()
-        client.touch(key)
-        client.broker.dirty += deleted - 1
-        client.notify(ev.STREAM, b"xdel", key)
-    return deleted
+        return True
+
+
+def _deleted(client: Client, key: bytes, count: int) -> None:
+    client.touch(key)
+    client.broker.dirty += count - 1
+    client.notify(ev.STREAM, b"xdel", key)
+
+
+def parse_ids_block(argv: list[bytes], start: int, options: dict[bytes, int]) -> tuple[list[int], dict[bytes, Any]]:
+    """Redis 8's ``IDS numids id [id ...]`` block, anywhere among the options after ``start``.
+
+    ``options`` maps each accepted option (lowercase) to its number of arguments; the result maps
+    the options given to their argument (or ``True``).
+    """
+    ids: list[int] | None = None
+    given: dict[bytes, Any] = {}
+    i = start
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"ids" and ids is None and i + 1 < len(argv):
+            numids = parse_int(argv[i + 1], BAD_NUMIDS)
+            if numids <= 0:
+                raise BAD_NUMIDS
+            if i + 2 + numids > len(argv):
+                raise NUMIDS_MISMATCH
+            ids = [parse_id(arg, strict=True) for arg in argv[i + 2 : i + 2 + numids]]
+            i += 2 + numids
+        elif opt in options and i + options[opt] < len(argv):
+            given[opt] = argv[i + 1] if options[opt] else True
+            i += 1 + options[opt]
+        else:
+            raise SYNTAX_ERROR
+    if ids is None:
+        raise SYNTAX_ERROR
+    return ids, given
+
+
+def _policy(given: dict[bytes, Any]) -> bytes:
+    chosen = [policy for policy in POLICIES if policy in given]
+    if len(chosen) > 1:
+        raise SYNTAX_ERROR
+    return chosen[0] if chosen else KEEPREF
+
+
+_POLICY_OPTIONS = {KEEPREF: 0, DELREF: 0, ACKED: 0}
+
+
+@command("xdelex", arity=-5, flags="write fast", keys=(1, 1, 1), group="stream",
+         summary="Deletes one or multiple entries from the stream.", since="8.2.0")
+def xdelex(client: Client, argv: list[bytes]) -> list[int]:
+    """XDELEX key [KEEPREF | DELREF | ACKED] IDS numids id [id ...]"""
+    key = argv[1]
+    ids, given = parse_ids_block(argv, 2, _POLICY_OPTIONS)
+    policy = _policy(given)
+    stream = _lookup(client, key)
+    if stream is None:
+        return [-1] * len(ids)
+    deletion = _Deletion(stream)
+    reply = []
+    for stream_id in ids:
+        if stream_id not in stream:
+            if policy == DELREF and stream.drop_references(stream_id):
+                client.broker.dirty += 1
+            reply.append(-1)
+        elif policy == ACKED and (not stream.groups or stream.referenced(stream_id)):
+            reply.append(2)  # still needed by a group (or, as documented, there are no groups)
+        else:
+            deletion.delete(stream_id)
+            if policy == DELREF:
+                stream.drop_references(stream_id)
+            reply.append(1)
+    if 1 in reply:
+        _deleted(client, key, reply.count(1))
+    return reply
+
+
+@command("xackdel", arity=-6, flags="write fast", keys=(1, 1, 1), group="stream",
+         summary="Acknowledges and conditionally deletes one or multiple entries for a stream consumer group.",
+         since="8.2.0")
+def xackdel(client: Client, argv: list[bytes]) -> list[int]:
+    """XACKDEL key group [KEEPREF | DELREF | ACKED] IDS numids id [id ...]"""
+    key = argv[1]
+    ids, given = parse_ids_block(argv, 3, _POLICY_OPTIONS)
+    policy = _policy(given)
+    stream = _lookup(client, key)
+    if stream is None:
+        return [-1] * len(ids)
+    group = stream.groups.get(argv[2])
+    if group is None:
+        raise ReplyError(f"NOGROUP No such key '{_text(key)}' or consumer group '{_text(argv[2])}'")
+    deletion = _Deletion(stream)
+    reply = []
+    for stream_id in ids:
+        if group.forget(stream_id) is None:
+            reply.append(-1)  # not pending in this group: nothing to acknowledge
+            continue
+        client.broker.dirty += 1
+        if policy == ACKED and stream.referenced(stream_id):
+            reply.append(2)
+            continue
+        removed = deletion.delete(stream_id)
+        if policy == DELREF:
+            stream.drop_references(stream_id)
+        reply.append(1 if removed else -1)
+    if 1 in reply:
+        _deleted(client, key, reply.count(1))
+    return reply
+
+
+@command("xcfgset", arity=-2, flags="write fast", keys=(1, 1, 1), group="stream",
+         summary="Sets the IDMP configuration parameters for a stream.", since="8.6.0")
+def xcfgset(client: Client, argv: list[bytes]) -> str:
+    """XCFGSET key [IDMP-DURATION idmp-duration] [IDMP-MAXSIZE idmp-maxsize]"""
+    duration = maxsize = None
+    i = 2
+    while i < len(argv):
+        opt = argv[i].lower()
+        if opt == b"idmp-duration" and i + 1 < len(argv):
+            duration = parse_int(argv[i + 1], INVALID_DURATION)
+            if not 1 <= duration <= 86400:
+                raise INVALID_DURATION
+        elif opt == b"idmp-maxsize" and i + 1 < len(argv):
+            maxsize = parse_int(argv[i + 1], INVALID_MAXSIZE)
+            if not 1 <= maxsize <= 10000:
+                raise INVALID_MAXSIZE
+        else:
+            raise SYNTAX_ERROR
+        i += 2
+    if duration is None and maxsize is None:
+        raise SYNTAX_ERROR
+    stream = _lookup(client, argv[1])
+    if stream is None:
+        raise NO_SUCH_KEY
+    if stream.producers is None:
+        stream.producers = Producers()
+    stream.producers.configure(duration, maxsize)
+    client.touch(argv[1])
+    return OK
+
+
+NACK_MODES = (b"silent", b"fail", b"fatal")
+
+
+@command("xnack", arity=-7, flags="write fast", keys=(1, 1, 1), group="stream",
+         summary="Releases pending messages back to the group's PEL without acknowledging them, making them "
+                 "available for re-delivery.", since="8.8.0")
+def xnack(client: Client, argv: list[bytes]) -> int:
+    """XNACK key group <SILENT | FAIL | FATAL> IDS numids id [id ...] [RETRYCOUNT count] [FORCE]"""
+    key = argv[1]
+    mode = argv[3].lower()
+    if mode not in NACK_MODES:
+        raise SYNTAX_ERROR
+    ids, given = parse_ids_block(argv, 4, {b"retrycount": 1, b"force": 0})
+    retrycount = None
+    if b"retrycount" in given:
+        retrycount = parse_int(given[b"retrycount"])
+        if retrycount < 0:
+            raise ReplyError("ERR Invalid RETRYCOUNT option argument for XNACK")
+    stream, group = _group_or_nogroup(client, key, argv[2])
+    released = 0
+    for stream_id in ids:
+        nack = group.pel.get(stream_id)
+        if nack is None:
+            if b"force" not in given or stream_id not in stream:
+                continue
+            nack = Nack(None, 0, 0)
+            group.pel.add(stream_id, nack)
+        elif mode == b"silent":
+            nack.delivery_count = max(nack.delivery_count - 1, 0)
+        nack.disown(stream_id)
+        nack.delivery_time = 0  # claimable whatever the min-idle-time, oldest of all
+        if mode == b"fatal":
+            nack.delivery_count = LLONG_MAX
+        if retrycount is not None:
+            nack.delivery_count = retrycount
+        released += 1
+    client.broker.dirty += released
+    return released
 
 
 @command("xtrim", arity=-4, flags="write", keys=(1, 1, 1), group="stream",
          summary="Deletes messages from the beginning of a stream.", since="5.0.0")
 def xtrim(client: Client, argv: list[bytes]) -> int:
-    """XTRIM key <MAXLEN | MINID> [= | ~] threshold [LIMIT count]"""
+    """XTRIM key <MAXLEN | MINID> [= | ~] threshold [LIMIT count] [KEEPREF | DELREF | ACKED]"""
     key = argv[1]
     args = parse_trim_args(client, argv, xadd=False)
     stream = _lookup(client, key)
@@ -473,7 +707,7 @@ def _streams_keys(argv: list[bytes]) -> list[int]:
 class ReadArgs:
     """Parsed XREAD/XREADGROUP options."""
 
-    __slots__ = ("timeout", "count", "count_given", "noack", "group", "consumer", "streams_at", "nstreams")
+    __slots__ = ("timeout", "count", "count_given", "noack", "group", "consumer", "streams_at", "nstreams", "claim")
 
     def __init__(self) -> None:
         self.timeout = -1
@@ -484,6 +718,7 @@ class ReadArgs:
         self.consumer = b""
         self.streams_at = 0
         self.nstreams = 0
+        self.claim: int | None = None  # XREADGROUP CLAIM min-idle-time (Redis 8.4)
 
 
 def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
@@ -513,6 +748,13 @@ def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
             args.group = argv[i + 1]
             args.consumer = argv[i + 2]
             i += 2
+        elif opt == b"claim" and more:
+            if not xreadgroup:
+                raise ReplyError("ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead.")
+            i += 1
+            args.claim = parse_int(argv[i])
+            if args.claim < 0:
+                raise ReplyError("ERR min-idle-time must be a positive integer")
         elif opt == b"noack":
             if not xreadgroup:
                 raise ReplyError("ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.")
@@ -624,12 +866,47 @@ def xread(client: Client, argv: list[bytes]) -> Any:
     return NULL_ARRAY
 
 
+def _claim_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[Group], after: list[int | None],
+                propagate: list[list[bytes]] | None) -> list[list[Any]]:
+    """XREADGROUP CLAIM: per stream, the pending entries idle for at least min-idle-time, claimed
+    for the reader, longest idle first across all streams, within COUNT. Each is replied as
+    ``[id, fields, idle, deliveries so far]``."""
+    now = client.broker.now_ms
+    candidates = []
+    for i, group in enumerate(groups):
+        if after[i] is not None:
+            continue  # CLAIM only applies to ">"
+        stream = client.db.data[argv[args.streams_at + i]]
+        for stream_id, nack in group.pel.map.items():
+            if now - nack.delivery_time >= args.claim and stream_id in stream:  # type: ignore[operator]
+                candidates.append((nack.delivery_time, i, stream_id, nack))
+    candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+    if args.count:
+        candidates = candidates[: args.count]
+    claimed: list[list[Any]] = [[] for _ in groups]
+    for _time, i, stream_id, nack in candidates:
+        key = argv[args.streams_at + i]
+        stream = client.db.data[key]
+        consumer = _get_consumer(client, key, groups[i], args.consumer, propagate)
+        idle, previous = _idle(nack, now), nack.delivery_count
+        _claim(client, key, stream, groups[i], consumer, stream_id, nack, now, -1, False)
+        claimed[i].append([format_id(stream_id), stream.get(stream_id), max(idle, 0), previous])
+        if propagate is not None:
+            propagate.append(_xclaim_argv(key, groups[i], consumer.name, stream_id, nack))
+    return claimed
+
+
 def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consumer: Consumer,
-                 args: ReadArgs, propagate: list[list[bytes]] | None) -> Any:
+                 args: ReadArgs, propagate: list[list[bytes]] | None, structured: bool = False) -> Any:
     """Serve ``>``: entries after the group's last ID, each added to the PELs unless NOACK."""
     if group.last_id == MAX_ID:
         return []
-    ids, reply = read_range(client, stream, group.last_id + 1, args.count)
+    if structured:
+        entries = stream.range(group.last_id + 1, MAX_ID, args.count)
+        ids = [stream_id for stream_id, _values in entries]
+        reply: Any = entries_reply(entries)
+    else:
+        ids, reply = read_range(client, stream, group.last_id + 1, args.count)
     if not ids:
         return []
     now = client.broker.now_ms
@@ -651,7 +928,7 @@ def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consu
                 nack = Nack(consumer, now)
                 group_pel.add(stream_id, nack)
             else:
-                nack.consumer.pel.pop(stream_id)
+                nack.disown(stream_id)
                 nack.consumer = consumer
                 nack.delivery_time = now
                 nack.delivery_count = 1
@@ -713,7 +990,7 @@ def _get_consumer(client: Client, key: bytes, group: Group, name: bytes,
          summary="Returns new or historical messages from a stream for a consumer in a group. "
                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(client: Client, argv: list[bytes]) -> Any:
-    """XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]"""
+    """XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [CLAIM min-idle-time] [NOACK] STREAMS key [key ...] id [id ...]"""
     args = parse_read_args(argv, xreadgroup=True)
     db = client.db
     retried = client.waiter is not None
@@ -748,11 +1025,29 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
     propagate: list[list[bytes]] | None = [] if client.broker.propagation_sinks else None
     served = []
     now = client.broker.now_ms
+    claimed = budget = None
+    if args.claim is not None:
+        claimed = _claim_idle(client, argv, args, groups, after, propagate)
+        if args.count:
+            budget = args.count - sum(map(len, claimed))  # new entries fill what COUNT leaves
     for i in range(args.nstreams):
         key = argv[first_key + i]
         stream = db.data[key]
         group = groups[i]
         start = after[i]
+        if claimed is not None and start is None:
+            consumer = _get_consumer(client, key, group, args.consumer, propagate)
+            consumer.seen_time = now
+            fresh = []
+            if budget is None or budget > 0:
+                args.count = budget or 0
+                fresh = _deliver_new(client, key, stream, group, consumer, args, propagate, structured=True)
+                if budget is not None:
+                    budget -= len(fresh)
+            entries = claimed[i] + [[entry_id, values, 0, 0] for entry_id, values in fresh]
+            if entries:
+                served.append((key, entries))
+            continue
         if start is None and not (stream.length and stream.last_id > group.last_id):
             idle = group.consumers.get(args.consumer)
             if idle is not None:
@@ -957,12 +1252,10 @@ def xack(client: Client, argv: list[bytes]) -> int:
     if group is None:
         return 0
     ids = [parse_id(arg, strict=True) for arg in argv[3:]]
-    pop = group.pel.pop
+    forget = group.forget
     acknowledged = 0
     for stream_id in ids:
-        nack = pop(stream_id)
-        if nack is not None:
-            nack.consumer.pel.pop(stream_id)
+        if forget(stream_id) is not None:
             acknowledged += 1
     client.broker.dirty += acknowledged  # XACK changes state but, as in Redis, touches no WATCH
     return acknowledged
@@ -1011,10 +1304,17 @@ def xpending(client: Client, argv: list[bytes]) -> Any:
         idle = now - nack.delivery_time
         if min_idle and idle < min_idle:
             continue
-        out.append([format_id(stream_id), nack.consumer.name, max(idle, 0), nack.delivery_count])
+        out.append([format_id(stream_id), nack.owner_name, _idle(nack, now), nack.delivery_count])
         if len(out) == count:
             break
     return out
+
+
+def _idle(nack: Nack, now: int) -> int:
+    """Milliseconds since the last delivery; -1 for an entry released with XNACK (no delivery time)."""
+    if nack.consumer is None and nack.delivery_time == 0:
+        return -1
+    return max(now - nack.delivery_time, 0)
 
 
 def _claim(client: Client, key: bytes, stream: Stream, group: Group, consumer: Consumer, stream_id: int,
@@ -1096,12 +1396,11 @@ def xclaim(client: Client, argv: list[bytes]) -> Any:
         nack = group.pel.get(stream_id)
         if stream_id not in stream:
             if nack is not None:
-                group.pel.pop(stream_id)
-                nack.consumer.pel.pop(stream_id)
+                if propagate is not None:
+                    propagate.append(_xclaim_argv(key, group, nack.owner_name, stream_id, nack))
+                group.forget(stream_id)
                 changed = True
                 setid = False
-                if propagate is not None:
-                    propagate.append(_xclaim_argv(key, group, nack.consumer.name, stream_id, nack))
             continue
         if force and nack is None:
             nack = Nack(None, now)  # type: ignore[arg-type]
@@ -1171,9 +1470,8 @@ def xautoclaim(client: Client, argv: list[bytes]) -> Any:
         assert nack is not None
         if stream_id not in stream:
             if propagate is not None:
-                propagate.append(_xclaim_argv(key, group, nack.consumer.name, stream_id, nack))
-            group.pel.pop(stream_id)
-            nack.consumer.pel.pop(stream_id)
+                propagate.append(_xclaim_argv(key, group, nack.owner_name, stream_id, nack))
+            group.forget(stream_id)
             deleted.append(format_id(stream_id))
             count -= 1
             continue
@@ -1262,6 +1560,8 @@ def xinfo_stream(client: Client, argv: list[bytes]) -> Any:
         "entries-added": stream.entries_added,
         "recorded-first-entry-id": format_id(stream.first_id),
     }
+    if stream.producers is not None:  # shown once idempotency is used on the stream (Redis 8.6)
+        info.update(stream.producers.info())
     if not full:
         info["groups"] = len(stream.groups)
         info["first-entry"] = _entry_or_null(stream, last=False)
@@ -1278,7 +1578,7 @@ def _full_group(client: Client, stream: Stream, group: Group, count: int) -> dic
         if count and len(pending) == count:
             break
         nack = group.pel.map[stream_id]
-        pending.append([format_id(stream_id), nack.consumer.name, nack.delivery_time, nack.delivery_count])
+        pending.append([format_id(stream_id), nack.owner_name, nack.delivery_time, nack.delivery_count])
     consumers = []
     for name in sorted(group.consumers):
         consumer = group.consumers[name]

@@ -17,14 +17,24 @@ INVALID_ENTRIES_READ = -1
 
 
 class Nack:
-    """Delivery state of one pending entry."""
+    """Delivery state of one pending entry; ``consumer`` is ``None`` while nobody owns it (XNACK)."""
 
     __slots__ = ("consumer", "delivery_time", "delivery_count")
 
-    def __init__(self, consumer: Consumer, delivery_time: int, delivery_count: int = 1) -> None:
+    def __init__(self, consumer: Consumer | None, delivery_time: int, delivery_count: int = 1) -> None:
         self.consumer = consumer
         self.delivery_time = delivery_time
         self.delivery_count = delivery_count
+
+    @property
+    def owner_name(self) -> bytes:
+        return b"" if self.consumer is None else self.consumer.name
+
+    def disown(self, stream_id: int) -> None:
+        """Leave the owner's PEL (the entry stays in the group's)."""
+        if self.consumer is not None:
+            self.consumer.pel.pop(stream_id)
+            self.consumer = None
 
 
 class Pending:
@@ -120,6 +130,13 @@ class Group:
         self.consumers[name] = consumer
         return consumer
 
+    def forget(self, stream_id: int) -> Nack | None:
+        """Drop ``stream_id`` from the group's and its owner's PEL (XACK, dangling references)."""
+        nack = self.pel.pop(stream_id)
+        if nack is not None and nack.consumer is not None:
+            nack.consumer.pel.pop(stream_id)
+        return nack
+
     def delete_consumer(self, consumer: Consumer) -> None:
         """Forget ``consumer`` and its pending entries (XGROUP DELCONSUMER)."""
         for stream_id in consumer.pel.map:
@@ -133,10 +150,11 @@ class Group:
             twin.active_time = consumer.active_time
         for stream_id in self.pel.sorted_ids():
             nack = self.pel.map[stream_id]
-            owner = clone.consumers[nack.consumer.name]
+            owner = None if nack.consumer is None else clone.consumers[nack.consumer.name]
             twin_nack = Nack(owner, nack.delivery_time, nack.delivery_count)
             clone.pel.add(stream_id, twin_nack)
-            owner.pel.add(stream_id, twin_nack)
+            if owner is not None:
+                owner.pel.add(stream_id, twin_nack)
         return clone
 
 

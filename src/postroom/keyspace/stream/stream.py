@@ -12,8 +12,9 @@ from bisect import bisect_right
 
 from ..database import register_type
 from .groups import INVALID_ENTRIES_READ, Group
+from .idmp import Producers
 from .ids import MAX_ID
-from .node import Node
+from .node import DELETED, Node
 
 #: Redis's STREAM_LISTPACK_MAX_SIZE: a node never grows past this whatever the configuration says.
 NODE_MAX_SIZE = 1 << 30
@@ -25,7 +26,7 @@ class Stream:
     """An append-only log of ``(id, [field, value, ...])`` entries and its consumer groups."""
 
     __slots__ = ("nodes", "keys", "length", "last_id", "first_id", "max_deleted_id", "entries_added", "groups",
-                 "extra")
+                 "producers")
 
     def __init__(self) -> None:
         self.nodes: list[Node] = []
@@ -36,7 +37,7 @@ class Stream:
         self.max_deleted_id = 0
         self.entries_added = 0
         self.groups: dict[bytes, Group] = {}
-        self.extra: object = None  # per-stream state of optional features (idempotent producers)
+        self.producers: Producers | None = None  # idempotent producers, once IDMP or XCFGSET is used
 
     def __len__(self) -> int:
         return self.length
@@ -114,6 +115,54 @@ class Stream:
         if deleted:
             self.first_id = self.edge_id() if self.length else 0
         return deleted
+
+    def trim_by_reference(self, maxlen: int | None, minid: int | None, approx: bool, limit: int,
+                          acked_only: bool) -> list[int]:
+        """Trimming with a reference policy (Redis 8.2 ``ACKED``/``DELREF``): returns the IDs removed.
+
+        With ``acked_only`` entries some group still needs are kept: exact trimming skips them,
+        approximate trimming stops at the first node holding one.
+        """
+        removed: list[int] = []
+        if maxlen is not None and self.length <= maxlen:
+            return removed
+        if approx:
+            while self.nodes:
+                node = self.nodes[0]
+                if limit and len(removed) + node.live > limit:
+                    break
+                if not (self.length - node.live >= maxlen if maxlen is not None else node.last < minid):  # type: ignore[operator]
+                    break
+                ids = [stream_id for stream_id, _s, flags, _b, _e in node.headers() if not flags & DELETED]
+                if acked_only and any(map(self.referenced, ids)):
+                    break
+                del self.nodes[0]
+                del self.keys[0]
+                self.length -= len(ids)
+                removed += ids
+        else:
+            if maxlen is not None:
+                candidates = [stream_id for stream_id, _ in self.range(0, MAX_ID, self.length - maxlen)]
+            else:
+                candidates = [stream_id for stream_id, _ in self.range(0, minid - 1)] if minid else []  # type: ignore[operator]
+            for stream_id in candidates:
+                if not (acked_only and self.referenced(stream_id)) and self.delete(stream_id):
+                    removed.append(stream_id)
+        if removed:
+            self.first_id = self.edge_id() if self.length else 0
+        return removed
+
+    def referenced(self, stream_id: int) -> bool:
+        """Whether a consumer group still needs the entry: pending somewhere, or not yet delivered."""
+        return any(group.last_id < stream_id or stream_id in group.pel for group in self.groups.values())
+
+    def drop_references(self, stream_id: int) -> bool:
+        """Remove ``stream_id`` from every group's PELs (``DELREF``); ``True`` if any held it."""
+        dropped = False
+        for group in self.groups.values():
+            if group.forget(stream_id) is not None:
+                dropped = True
+        return dropped
 
     def edge_id(self, last: bool = False) -> int:
         """ID of the first (or last) live entry; 0 when empty."""
@@ -212,7 +261,7 @@ class Stream:
         clone.length, clone.last_id, clone.first_id = self.length, self.last_id, self.first_id
         clone.max_deleted_id, clone.entries_added = self.max_deleted_id, self.entries_added
         clone.groups = {name: group.copy() for name, group in self.groups.items()}
-        clone.extra = self.extra.copy() if self.extra is not None else None  # type: ignore[attr-defined]
+        clone.producers = self.producers.copy() if self.producers is not None else None
         return clone
 
 
