@@ -64,16 +64,20 @@ def _deleted_if_empty(client: Client, key: bytes, value: HashValue) -> None:
 
 
 def _set_pairs(client: Client, key: bytes, pairs: list[bytes]) -> int:
-    config = client.broker.config
     value = _writable_hash(client, key)
     if value.listpack:
-        value.check_encoding(config, map(len, pairs))
-    put = value.put
-    created = 0
-    for i in range(0, len(pairs), 2):
-        created += put(pairs[i], pairs[i + 1])
+        value.check_encoding(client.broker.config, pairs)
+    if len(pairs) == 2 and value.scan_order is None and value.expires is None:
+        field = pairs[0]  # the common single-field HSET, without the general path's calls
+        created = 0 if field in value else 1
+        value[field] = pairs[1]
+    else:
+        put = value.put
+        created = 0
+        for i in range(0, len(pairs), 2):
+            created += put(pairs[i], pairs[i + 1])
     if value.listpack:
-        value.check_size(config)
+        value.check_size(client.broker.config)
     client.touch(key)
     client.notify(ev.HASH, b"hset", key)
     return created
@@ -249,7 +253,7 @@ def _store_counter(client: Client, key: bytes, value: HashValue, field: bytes, t
     """Write a counter's new value; its TTL stays, as Redis keeps it for in-place updates."""
     config = client.broker.config
     if value.listpack:
-        value.check_encoding(config, (len(field), len(text)))
+        value.check_encoding(config, (field, text))
     if field in value:
         value[field] = text
     else:

@@ -62,10 +62,13 @@ class HashValue(dict):
 
     # -- fields --------------------------------------------------------------------------------
 
-    def check_encoding(self, config: Any, lengths: Iterable[int]) -> None:
-        """Leave the listpack encoding if any of ``lengths`` exceeds hash-max-listpack-value."""
-        if self.listpack and any(n > config["hash-max-listpack-value"] for n in lengths):
-            self.listpack = False
+    def check_encoding(self, config: Any, items: Iterable[bytes]) -> None:
+        """Leave the listpack encoding if any of ``items`` is longer than hash-max-listpack-value."""
+        limit = config["hash-max-listpack-value"]
+        for item in items:
+            if len(item) > limit:
+                self.listpack = False
+                return
 
     def put(self, field: bytes, value: bytes) -> bool:
         """Set ``field`` (dropping its TTL); True if it is new. Call :meth:`check_size` after."""
