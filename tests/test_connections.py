@@ -152,6 +152,9 @@ def test_unix_socket():
         info = client.client_info()
         assert info["addr"] == info["laddr"] == f"{path}:0"
         assert info["flags"] == "U"
+        client.config_set("slowlog-log-slower-than", 0)
+        client.ping()
+        assert client.slowlog_get(1)[0]["client_address"] == f"{path}:0".encode()
         client.close()
     finally:
         server.stop()

@@ -27,6 +27,14 @@ def quote(arg: bytes) -> bytes:
     return b'"' + b"".join(_REPR[c] for c in arg) + b'"'
 
 
+def peer_id(client: Client) -> str:
+    """Redis's ``getClientPeerId``: ``ip:port``, or ``<unixsocket>:0`` for a unix socket client
+    (MONITOR, SLOWLOG and CLIENT LIST/KILL all name clients this way)."""
+    if client.kind == "unix":
+        return f"{client.broker.config['unixsocket']}:0"
+    return client.addr
+
+
 def feed_monitors(broker: Broker, client: Client, cmd: Command, argv: list[bytes]) -> None:
     if client.waiter is not None or "admin" in cmd.flags or "skip_monitor" in cmd.flags:
         return

@@ -13,6 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .monitor import peer_id
+
 if TYPE_CHECKING:
     from .broker import Broker
     from .client import Client
@@ -90,7 +92,7 @@ class SlowOps:
                 extra = len(arg) - SLOWLOG_ENTRY_MAX_STRING
                 arg = arg[:SLOWLOG_ENTRY_MAX_STRING] + b"... (%d more bytes)" % extra
             shown.append(arg)
-        entry = SlowLogEntry(self.next_id, int(time.time()), duration_us, shown, client.addr.encode(), client.name)
+        entry = SlowLogEntry(self.next_id, int(time.time()), duration_us, shown, peer_id(client).encode(), client.name)
         self.next_id += 1
         self.entries.appendleft(entry)
         while len(self.entries) > self.max_len:

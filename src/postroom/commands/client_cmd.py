@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..blocking import UNBLOCKED_ERROR, Block, Waiter
+from ..monitor import peer_id
 from ..protocol.replies import OK, ReplyError, Verbatim
 from .args import SYNTAX_ERROR, parse_int
 from .connection import validate_client_name
@@ -37,13 +38,6 @@ container("client", group="connection", summary="A container for client connecti
 def client_type(client: Client) -> str:
     """Redis's ``getClientType``: pubsub when subscribed, else normal (no replication here)."""
     return "pubsub" if client.channels or client.patterns or client.shard_channels else "normal"
-
-
-def peer_id(client: Client) -> str:
-    """``ip:port`` of the peer, or ``<unixsocket>:0`` for unix socket clients, as Redis prints them."""
-    if client.kind == "unix":
-        return f"{client.broker.config['unixsocket']}:0"
-    return client.addr
 
 
 def local_id(client: Client) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..glob import glob_match
 from ..protocol.replies import ReplyError
+from ..stats import iter_commands
 from .args import SYNTAX_ERROR
 from .registry import COMMANDS, FLAG_ORDER, Command, command
 from .server import help_reply
@@ -123,14 +124,6 @@ def command_docs(record: Command) -> dict[bytes, Any]:
     return docs
 
 
-def _all_records() -> list[Command]:
-    records: list[Command] = []
-    for record in COMMANDS.values():
-        records.append(record)
-        records.extend(record.subcommands.values())
-    return records
-
-
 def _find(name: bytes) -> Command | None:
     """A command or ``parent|sub`` subcommand by name, case-insensitively."""
     parent, _, sub = name.lower().partition(b"|")
@@ -181,7 +174,7 @@ def command_docs_(client: Client, argv: list[bytes]) -> dict[bytes, Any]:
          summary="Returns a list of command names.", since="7.0.0")
 def command_list(client: Client, argv: list[bytes]) -> list[bytes]:
     """COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]"""
-    records = _all_records()
+    records = iter_commands()
     if len(argv) == 2:
         return [record.name.encode() for record in records]
     if len(argv) != 5 or argv[2].lower() != b"filterby":
