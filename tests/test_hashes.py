@@ -385,3 +385,9 @@ def test_propagated_forms(postroom_server):
     seen = propagated(postroom_server, [("HSET", "h", "f", "1"), ("HINCRBYFLOAT", "h", "f", "0.5"),
                                         ("HGETDEL", "h", "FIELDS", "2", "f", "zz"), ("HGETDEL", "h", "FIELDS", "1", "f")])
     assert seen == [[b"HSET", b"h", b"f", b"1"], [b"HSET", b"h", b"f", b"1.5"], [b"HDEL", b"h", b"f"]]
+
+
+def test_replies_inside_multi_are_snapshots(diff):
+    diff.check("HSET", "h", "a", "1")
+    diff.check_all([("MULTI",), ("HGETALL", "h"), ("HSET", "h", "b", "2"), ("HDEL", "h", "a"), ("HGETALL", "h"),
+                    ("EXEC",)])

@@ -275,3 +275,9 @@ def test_propagated_forms(postroom_server):
         [b"RPUSH", b"l", b"a", b"b", b"c"], [b"RPOP", b"l", b"2"], [b"LPOP", b"l"], [b"RPUSH", b"m", b"1"],
         [b"LMOVE", b"m", b"n", b"LEFT", b"RIGHT"], [b"RPOPLPUSH", b"n", b"m"], [b"LPOP", b"m", b"1"],
     ]
+
+
+def test_replies_inside_multi_are_snapshots(diff):
+    diff.check("RPUSH", "l", "a", "b")
+    diff.check_all([("MULTI",), ("LRANGE", "l", "0", "-1"), ("RPUSH", "l", "c"), ("LPOP", "l", "2"),
+                    ("LRANGE", "l", "0", "-1"), ("EXEC",)])

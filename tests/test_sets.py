@@ -248,3 +248,8 @@ def test_spop_propagates_as_srem(postroom_server):
     popped = [seen[1][2], *seen[2][2:]]
     assert len(set(popped)) == 3 and set(popped) <= {b"a", b"b", b"c", b"d"}
     assert len(seen) == 4
+
+
+def test_replies_inside_multi_are_snapshots(diff):
+    diff.check("SADD", "s", "1", "2")
+    diff.check_all([("MULTI",), ("SMEMBERS", "s"), ("SADD", "s", "3"), ("SREM", "s", "1"), ("SMEMBERS", "s"), ("EXEC",)])

@@ -141,7 +141,7 @@ def hmget(client: Client, argv: list[bytes]) -> list[bytes | None]:
 def hgetall(client: Client, argv: list[bytes]) -> dict[bytes, bytes]:
     """HGETALL key"""
     value = _hash(client, argv[1])
-    return {} if value is None else value
+    return {} if value is None else dict(value)  # a snapshot: EXEC encodes replies after later commands ran
 
 
 @command("hkeys", arity=2, flags="readonly", keys=(1, 1, 1), group="hash",

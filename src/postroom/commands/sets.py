@@ -80,7 +80,7 @@ def srem(client: Client, argv: list[bytes]) -> int:
 def smembers(client: Client, argv: list[bytes]) -> Any:
     """SMEMBERS key"""
     value = client.db.get_typed(argv[1], SetValue)
-    return EMPTY if value is None else value
+    return EMPTY if value is None else value.copy()  # a snapshot: EXEC encodes replies after later commands ran
 
 
 @command("sismember", arity=3, flags="readonly fast", keys=(1, 1, 1), group="set",
