@@ -210,6 +210,7 @@ def test_resp2_subscribed_context_rules(twins):
     sub.check_multi(1, "SUBSCRIBE", channel)
     sub.check("GET", "x")
     sub.check("CLIENT", "LIST")
+    sub.check("MULTI")
     sub.check("PUBLISH", channel, "x")
     sub.check("PING")
     sub.check("PING", "hello")
@@ -238,6 +239,24 @@ def test_reset_leaves_the_subscribed_context(twins):
     sub.check("GET", "x")
     pub.check("PUBLISH", channel, "nobody listens")
     sub.check("PING")
+
+
+def test_subscribe_inside_multi(twins):
+    client = twins()
+    channel = unique()
+    client.check("MULTI")
+    client.check("SUBSCRIBE", channel, channel + "x")
+    client.check("PING")
+    client.send("EXEC")
+    client.read(2)  # the array counts commands, not replies: PONG follows it
+
+
+def test_resp3_subscribe_inside_multi_after_subscribing(twins):
+    client = twins(3)
+    client.check_multi(1, "SUBSCRIBE", unique())
+    client.check("MULTI")
+    client.check("SUBSCRIBE", unique())
+    client.check("EXEC")
 
 
 def test_resp3_ping_while_subscribed(twins):

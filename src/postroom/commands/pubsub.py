@@ -1,10 +1,9 @@
 """Pub/Sub commands: (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB introspection.
 
-Subscription commands answer one confirmation per channel, as Redis does: every confirmation but
-the last is queued on the client directly and the last is the command's reply, so they come out
-in order. Confirmations are pushes (``>`` in RESP3, arrays in RESP2) carrying the client's
-subscription count after the change: channels plus patterns for (P)SUBSCRIBE, shard channels
-only for SSUBSCRIBE.
+Subscription commands answer one confirmation per channel, as Redis does, as a
+:class:`~postroom.protocol.replies.Replies` sequence (inside EXEC too). Confirmations are pushes
+(``>`` in RESP3, arrays in RESP2) carrying the client's subscription count after the change:
+channels plus patterns for (P)SUBSCRIBE, shard channels only for SSUBSCRIBE.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..glob import glob_match
-from ..protocol.replies import Push, ReplyError
+from ..protocol.replies import Push, Replies, ReplyError
 from .registry import command, container
 
 if TYPE_CHECKING:
@@ -24,18 +23,15 @@ _SUBSCRIBE_FLAGS = "pubsub noscript loading stale"
 _PUBLISH_FLAGS = "pubsub loading stale fast may_replicate"
 
 
-def _confirm(client: Client, kind: bytes, names: Iterable[bytes | None], change: Callable[[bytes], None],
-             count: Callable[[], int]) -> Push:
+def _confirm(kind: bytes, names: Iterable[bytes | None], change: Callable[[bytes], None],
+             count: Callable[[], int]) -> Replies:
     """Apply ``change`` to each name and answer one ``[kind, name, count]`` push per name."""
-    last: Push | None = None
+    replies = Replies()
     for name in names:
-        if last is not None and client.reply_mode == "on":
-            client.encoder.write(last, client.out)
         if name is not None:
             change(name)
-        last = Push([kind, name, count()])
-    assert last is not None
-    return last
+        replies.append(Push([kind, name, count()]))
+    return replies
 
 
 def _channel_count(client: Client) -> Callable[[], int]:
@@ -52,59 +48,59 @@ def _hub(client: Client) -> PubSubHub:
 
 @command("subscribe", arity=-2, flags=_SUBSCRIBE_FLAGS, group="pubsub",
          summary="Listens for messages published to channels.", since="2.0.0")
-def subscribe(client: Client, argv: list[bytes]) -> Push:
+def subscribe(client: Client, argv: list[bytes]) -> Replies:
     """SUBSCRIBE channel [channel ...]"""
     hub = _hub(client)
-    return _confirm(client, b"subscribe", argv[1:], lambda name: hub.subscribe(client, name),
+    return _confirm(b"subscribe", argv[1:], lambda name: hub.subscribe(client, name),
                     _channel_count(client))
 
 
 @command("unsubscribe", arity=-1, flags=_SUBSCRIBE_FLAGS, group="pubsub",
          summary="Stops listening to messages posted to channels.", since="2.0.0")
-def unsubscribe(client: Client, argv: list[bytes]) -> Push:
+def unsubscribe(client: Client, argv: list[bytes]) -> Replies:
     """UNSUBSCRIBE [channel [channel ...]]"""
     hub = _hub(client)
     names: list[bytes | None] = list(argv[1:] or client.channels or [None])
-    return _confirm(client, b"unsubscribe", names, lambda name: hub.unsubscribe(client, name),
+    return _confirm(b"unsubscribe", names, lambda name: hub.unsubscribe(client, name),
                     _channel_count(client))
 
 
 @command("psubscribe", arity=-2, flags=_SUBSCRIBE_FLAGS, group="pubsub",
          summary="Listens for messages published to channels that match one or more patterns.", since="2.0.0")
-def psubscribe(client: Client, argv: list[bytes]) -> Push:
+def psubscribe(client: Client, argv: list[bytes]) -> Replies:
     """PSUBSCRIBE pattern [pattern ...]"""
     hub = _hub(client)
-    return _confirm(client, b"psubscribe", argv[1:], lambda name: hub.psubscribe(client, name),
+    return _confirm(b"psubscribe", argv[1:], lambda name: hub.psubscribe(client, name),
                     _channel_count(client))
 
 
 @command("punsubscribe", arity=-1, flags=_SUBSCRIBE_FLAGS, group="pubsub",
          summary="Stops listening to messages published to channels that match one or more patterns.",
          since="2.0.0")
-def punsubscribe(client: Client, argv: list[bytes]) -> Push:
+def punsubscribe(client: Client, argv: list[bytes]) -> Replies:
     """PUNSUBSCRIBE [pattern [pattern ...]]"""
     hub = _hub(client)
     names: list[bytes | None] = list(argv[1:] or client.patterns or [None])
-    return _confirm(client, b"punsubscribe", names, lambda name: hub.punsubscribe(client, name),
+    return _confirm(b"punsubscribe", names, lambda name: hub.punsubscribe(client, name),
                     _channel_count(client))
 
 
 @command("ssubscribe", arity=-2, flags=_SUBSCRIBE_FLAGS, keys=(1, -1, 1), group="pubsub",
          summary="Listens for messages published to shard channels.", since="7.0.0")
-def ssubscribe(client: Client, argv: list[bytes]) -> Push:
+def ssubscribe(client: Client, argv: list[bytes]) -> Replies:
     """SSUBSCRIBE shardchannel [shardchannel ...]"""
     hub = _hub(client)
-    return _confirm(client, b"ssubscribe", argv[1:], lambda name: hub.ssubscribe(client, name),
+    return _confirm(b"ssubscribe", argv[1:], lambda name: hub.ssubscribe(client, name),
                     _shard_count(client))
 
 
 @command("sunsubscribe", arity=-1, flags=_SUBSCRIBE_FLAGS, keys=(1, -1, 1), group="pubsub",
          summary="Stops listening to messages posted to shard channels.", since="7.0.0")
-def sunsubscribe(client: Client, argv: list[bytes]) -> Push:
+def sunsubscribe(client: Client, argv: list[bytes]) -> Replies:
     """SUNSUBSCRIBE [shardchannel [shardchannel ...]]"""
     hub = _hub(client)
     names: list[bytes | None] = list(argv[1:] or client.shard_channels or [None])
-    return _confirm(client, b"sunsubscribe", names, lambda name: hub.sunsubscribe(client, name),
+    return _confirm(b"sunsubscribe", names, lambda name: hub.sunsubscribe(client, name),
                     _shard_count(client))
 
 

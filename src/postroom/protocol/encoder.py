@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from .replies import NULL_ARRAY, BigNumber, Encoded, Push, ReplyError, Verbatim, _NullArray
+from .replies import NULL_ARRAY, BigNumber, Encoded, Push, Replies, ReplyError, Verbatim, _NullArray
 
 Writer = Callable[[Any, list[bytes]], None]
 
@@ -74,6 +74,7 @@ class Encoder:
             list: self._array,
             tuple: self._array,
             Encoded: lambda v, out: out.append(v),
+            Replies: self._sequence,
         }
         if version == 2:
             table.update(
@@ -152,6 +153,11 @@ class Encoder:
 
     def _set(self, value: set | frozenset, out: list[bytes]) -> None:
         out.append(b"~%d\r\n" % len(value))
+        write = self.write
+        for item in value:
+            write(item, out)
+
+    def _sequence(self, value: Replies, out: list[bytes]) -> None:
         write = self.write
         for item in value:
             write(item, out)

@@ -20,6 +20,7 @@ value              RESP2                       RESP3
 ``Verbatim``       bulk string                 verbatim string
 ``BigNumber``      bulk string                 big number
 ``Push``           array                       push
+``Replies``        each item, one after another
 =================  ==========================  ===========================
 
 The types below exist only where Python has no natural value for a RESP type.
@@ -92,6 +93,16 @@ class BigNumber(int):
 
 class Push(list):
     """An out-of-band message (pub/sub, invalidation): RESP3 ``>``; an ordinary array in RESP2."""
+
+    __slots__ = ()
+
+
+class Replies(list):
+    """Several replies to one command, written one after the other with no header.
+
+    SUBSCRIBE a b answers one confirmation per channel; inside EXEC they follow each other within
+    the array, which counts commands, not replies, exactly as Redis writes them.
+    """
 
     __slots__ = ()
 
