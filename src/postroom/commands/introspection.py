@@ -42,6 +42,7 @@ def categories(record: Command) -> list[str]:
 
 
 def key_access_flags(record: Command) -> list[str]:
+    """Key-spec flags: the table only knows read vs write, so writes get Redis's broadest RW/update."""
     if "pubsub" in record.flags:
         return ["not_key"]  # shard channels are declared like keys (cluster slots) but are not keys
     if "write" in record.flags:
