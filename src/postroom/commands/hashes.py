@@ -66,7 +66,7 @@ def _deleted_if_empty(client: Client, key: bytes, value: HashValue) -> None:
 def _set_pairs(client: Client, key: bytes, pairs: list[bytes]) -> int:
     value = _writable_hash(client, key)
     if value.listpack:
-        value.check_encoding(client.broker.config, pairs)
+        value.check_encoding(client.broker.config, map(len, pairs))
     if len(pairs) == 2 and value.scan_order is None and value.expires is None:
         field = pairs[0]  # the common single-field HSET, without the general path's calls
         created = 0 if field in value else 1
@@ -253,7 +253,7 @@ def _store_counter(client: Client, key: bytes, value: HashValue, field: bytes, t
     """Write a counter's new value; its TTL stays, as Redis keeps it for in-place updates."""
     config = client.broker.config
     if value.listpack:
-        value.check_encoding(config, (field, text))
+        value.check_encoding(config, (len(field), len(text)))
     if field in value:
         value[field] = text
     else:

@@ -62,11 +62,11 @@ class HashValue(dict):
 
     # -- fields --------------------------------------------------------------------------------
 
-    def check_encoding(self, config: Any, items: Iterable[bytes]) -> None:
-        """Leave the listpack encoding if any of ``items`` is longer than hash-max-listpack-value."""
+    def check_encoding(self, config: Any, lengths: Iterable[int]) -> None:
+        """Leave the listpack encoding if any of ``lengths`` exceeds hash-max-listpack-value."""
         limit = config["hash-max-listpack-value"]
-        for item in items:
-            if len(item) > limit:
+        for length in lengths:
+            if length > limit:
                 self.listpack = False
                 return
 
