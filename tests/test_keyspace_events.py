@@ -16,7 +16,10 @@ import time
 
 import pytest
 
+from postroom import notifications
+from postroom.broker import Broker
 from postroom.commands.registry import COMMANDS
+from postroom.config import Config
 
 from .support.resp import RawClient, Reply, unordered
 
@@ -245,3 +248,15 @@ def test_events_in_other_databases(postroom_server, oracle_server, protocol):
     steps = [("SELECT", 3), ("SET", "a", "1"), ("SET", "b", "1", "PX", 1), ("SLEEP", 20), ("GET", "b"), ("DEL", "a"),
              ("SELECT", 0)]
     compare(postroom_server, oracle_server, protocol, steps)
+
+
+def test_config_file_sets_the_flags(tmp_path):
+    path = tmp_path / "postroom.conf"
+    path.write_text('notify-keyspace-events "Exg"\nclient-output-buffer-limit pubsub 1mb 512kb 5\n')
+    config = Config()
+    config.load_file(str(path))
+    assert config.get_matching("notify-keyspace-events") == {"notify-keyspace-events": "gxE"}
+    assert config["client-output-buffer-limit"]["pubsub"] == (1 << 20, 512 << 10, 5)
+    assert config["client-output-buffer-limit"]["normal"] == (0, 0, 0)
+    broker = Broker(config)
+    assert broker.notify_flags == notifications.KEYEVENT | notifications.EXPIRED | notifications.GENERIC
