@@ -247,3 +247,16 @@ def test_served_pops_propagate_as_non_blocking(postroom_server):
     assert [b"LMOVE", b"pq2", b"pd", b"RIGHT", b"LEFT"] in seen
     assert [b"LPOP", b"pq3", b"2"] in seen
     assert not any(command[0].startswith(b"B") for command in seen)
+
+
+def test_killed_waiter_takes_nothing(scene):
+    killed, survivor = park(scene, [("BLPOP", "q", "0"), ("BLMOVE", "src", "q", "LEFT", "LEFT", "0")])
+    for client, client_id in zip(scene.admin.clients, killed.id, strict=True):
+        assert client.call("CLIENT", "KILL", "ID", client_id) == (":", b"1")
+    scene.admin.call("RPUSH", "q", "a")
+    scene.admin.call("RPUSH", "src", "b")
+    survivor.read()
+    scene.admin.call("LRANGE", "q", "0", "-1")
+    scene.blocked(0)
+    for client in killed.clients:
+        assert client.read_closed()

@@ -404,6 +404,10 @@ def ltrim(client: Client, argv: list[bytes]) -> str:
         left, right = start, size - stop - 1
     if left + right >= size:
         value.clear()
+    elif left + right > size // 2:
+        kept = list(islice(value, left, size - right))  # keeping less than half: rebuild
+        value.clear()
+        value.extend(kept)
     else:
         popleft = value.popleft
         for _ in range(left):
