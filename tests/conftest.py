@@ -27,23 +27,45 @@ def oracle_server():
     server.stop()
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def protocol(request) -> int:
+#: (protocol, transport) combinations every client-level suite runs over: both protocols over TCP,
+#: and RESP3 (redis-py's default) over the in-process embedded transport, on the same broker.
+VARIANTS = [(2, "tcp"), (3, "tcp"), (3, "embedded")]
+VARIANT_IDS = ["resp2", "resp3", "resp3-embedded"]
+
+
+@pytest.fixture(params=VARIANTS, ids=VARIANT_IDS)
+def variant(request) -> tuple[int, str]:
     return request.param
 
 
 @pytest.fixture
-def r(postroom_server, protocol):
-    """A redis-py client on a flushed postroom, once over RESP2 and once over RESP3."""
-    client = redis.Redis(port=postroom_server.port, protocol=protocol)
+def protocol(variant) -> int:
+    return variant[0]
+
+
+@pytest.fixture
+def transport(variant) -> str:
+    return variant[1]
+
+
+@pytest.fixture
+def r(postroom_server, protocol, transport):
+    """A redis-py client on a flushed postroom: RESP2 and RESP3 over TCP, RESP3 in-process."""
+    if transport == "tcp":
+        client = redis.Redis(port=postroom_server.port, protocol=protocol)
+    else:
+        client = postroom_server.embedded.client(protocol=protocol)
     client.flushall()
     yield client
     client.close()
 
 
 @pytest.fixture
-async def ar(postroom_server, protocol):
-    client = redis.asyncio.Redis(port=postroom_server.port, protocol=protocol)
+async def ar(postroom_server, protocol, transport):
+    if transport == "tcp":
+        client = redis.asyncio.Redis(port=postroom_server.port, protocol=protocol)
+    else:
+        client = postroom_server.embedded.async_client(protocol=protocol)
     await client.flushall()
     yield client
     await client.aclose()
@@ -55,6 +77,8 @@ class Differential:
     def __init__(self, ours: RawClient, theirs: RawClient) -> None:
         self.ours = ours
         self.theirs = theirs
+        self.protocol = 2
+        self.transport = "tcp"
 
     def hello(self, version: int) -> None:
         self.ours.call("HELLO", version)
@@ -76,13 +100,19 @@ class Differential:
             self.check(*command, sort=sort)
 
 
-@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
-def diff(request, postroom_server, oracle_server):
-    """A :class:`Differential` over flushed servers, in RESP2 and in RESP3."""
-    ours, theirs = RawClient(postroom_server.port), RawClient(oracle_server.port)
+@pytest.fixture
+def diff(postroom_server, oracle_server, protocol, transport):
+    """A :class:`Differential` over flushed servers (RESP2/RESP3 over TCP, RESP3 in-process)."""
+    if transport == "tcp":
+        ours = RawClient(postroom_server.port)
+    else:
+        ours = RawClient(0, sock=postroom_server.raw_channel())
+    theirs = RawClient(oracle_server.port)
     d = Differential(ours, theirs)
+    d.protocol = protocol
+    d.transport = transport
     d.check("FLUSHALL")
-    if request.param == 3:
+    if protocol == 3:
         ours.call("HELLO", 3)
         theirs.call("HELLO", 3)
     yield d

@@ -176,7 +176,7 @@ def test_failed_write_under_always_is_not_acknowledged(monkeypatch, tmp_path):
         real_write = os.write
 
         def failing_write(fd: int, data) -> int:
-            if threading.current_thread().name == "postroom-test-server":
+            if threading.current_thread().name == "postroom-embedded":
                 raise OSError(errno.ENOSPC, "No space left on device")
             return real_write(fd, data)
 

@@ -16,9 +16,13 @@ Reply = tuple[str, Any]
 class RawClient:
     """A blocking socket speaking RESP, one command at a time or pipelined."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0, sock: Any = None) -> None:
+        if sock is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            sock.settimeout(timeout)
+        self.sock = sock  # a TCP socket, or an embedded channel with the same methods
         self.buf = b""
 
     def close(self) -> None:

@@ -9,12 +9,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from postroom.config import Config
-from postroom.server import Server, install_event_loop_policy
+from postroom.embedded import Embedded
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -38,71 +36,37 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 class PostroomThread:
-    """A postroom server on an ephemeral port, running its own event loop in a daemon thread."""
+    """A postroom broker for tests, reachable both over TCP (an ephemeral port) and in-process.
+
+    It is an :class:`~postroom.embedded.Embedded` broker that also listens on TCP, so a test can
+    talk to the same data over either transport (see the ``transport`` parameter of the fixtures).
+    """
 
     def __init__(self, **settings: str) -> None:
         self.tmp = tempfile.mkdtemp(prefix="postroom-test-")
-        config = Config()
-        config.set("port", "0", startup=True)
-        config.set("bind", "127.0.0.1", startup=True)
-        config.set("dir", self.tmp, startup=True)
-        config.set("appendonly", "no", startup=True)
-        config.set("save", "", startup=True)
-        for name, value in settings.items():
-            config.set(name.replace("_", "-"), value, startup=True)
-        self.server = Server(config)
-        self.broker = self.server.broker
-        self._ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="postroom-test-server", daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
-        self.port = self.server.ports[0]
-
-    def _run(self) -> None:
-        install_event_loop_policy()
-
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            try:
-                await self.server.start()
-            except BaseException as exc:  # surfaced to the constructor
-                self._error = exc
-                self._ready.set()
-                return
-            self._ready.set()
-            await self.server.wait_stopped()
-            await self.server.close()
-
-        asyncio.run(main())
+        options = {"appendonly": "no", "save": "", **settings}
+        self.embedded = Embedded(dir=self.tmp, **options)
+        self.server = self.embedded.server
+        self.broker = self.embedded.broker
+        self.port = self.embedded.listen(0)
 
     def call_in_loop(self, fn, *args):
-        """Run ``fn(*args)`` on the server's loop thread and return its result."""
-        assert self._loop is not None
-        done = threading.Event()
-        box: list = []
+        """Run ``fn(*args)`` on the broker's loop thread, holding the broker lock; return its result."""
+        loop = self.embedded._loop
+        assert loop is not None
 
-        def run() -> None:
-            try:
-                box.append((True, fn(*args)))
-            except BaseException as exc:
-                box.append((False, exc))
-            done.set()
+        async def run():
+            with self.broker.lock:
+                return fn(*args)
 
-        self._loop.call_soon_threadsafe(run)
-        done.wait(10)
-        ok, value = box[0]
-        if not ok:
-            raise value
-        return value
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+
+    def raw_channel(self):
+        """An in-process connection with a socket-like API (``sendall``/``recv``/``close``)."""
+        return self.embedded._open_channel()
 
     def stop(self) -> None:
-        if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.server.request_shutdown, False, True)
-            self._thread.join(10)
+        self.embedded.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
