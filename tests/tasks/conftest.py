@@ -45,6 +45,7 @@ class Backend:
     name: str
     url: str | None = None
     client_factory: Callable[[], Any] | None = None
+    async_client_factory: Callable[[], Any] | None = None
 
     def target(self) -> Any:
         """What an App is built on: in-process clients when the backend has them."""
@@ -198,7 +199,8 @@ def postroom_embedded_backend() -> Iterator[Backend]:
     with Embedded() as broker:
         skip_unless_complete(broker.client(), "postroom (embedded)")
         port = broker.listen(0)
-        yield Backend("postroom-embedded", url=f"redis://127.0.0.1:{port}/0", client_factory=broker.client)
+        yield Backend("postroom-embedded", url=f"redis://127.0.0.1:{port}/0", client_factory=broker.client,
+                      async_client_factory=broker.async_client)
 
 
 BACKENDS: dict[str, Callable[[], contextlib.AbstractContextManager[Backend]]] = {
@@ -228,6 +230,7 @@ def make_app(backend: Backend, prefix: str) -> Iterator[Callable[..., App]]:
 
     def make(**options: Any) -> App:
         options.setdefault("lease", 2.0)
+        options.setdefault("async_client", backend.async_client_factory)
         app = App(backend.target(), prefix=prefix, **options)
         apps.append(app)
         return app

@@ -136,3 +136,19 @@ def test_many_waiters_all_wake(app, start_worker):
     for t in waiters:
         t.join(15)
     assert results == [7, 7, 7]
+
+
+def test_async_producer_api(app, start_worker):
+    @app.task
+    def mul(a, b):
+        return a * b
+
+    start_worker(app)
+
+    async def produce():
+        job = await mul.adelay(6, 7)
+        later = await mul.asend_in(0.2, 2, 3)
+        assert await later.astatus() == "scheduled"
+        return await job.aresult(timeout=10), await later.aresult(timeout=10), await job.astatus()
+
+    assert asyncio.run(produce()) == (42, 6, "finished")

@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import itertools
 import os
 import time
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.cluster import RedisCluster
 
 from . import codec
+from .consumer import Consumer
 from .cron import Cron
+from .errors import TaskError
 from .job import Job, envelope
 from .keys import GROUP, PRIORITY_LEVELS, QueueKeys
 from .middleware import Middleware, default_middleware, parse_rate
+from .registry import live_workers
 from .scripts import Scripts
 
 
@@ -169,6 +175,13 @@ class Task:
     def send_in(self, seconds: float, *args: Any, **kwargs: Any) -> Job:
         return self.enqueue([(args, kwargs)], due=time.time() + seconds)[0]
 
+    async def adelay(self, *args: Any, **kwargs: Any) -> Job:
+        """:meth:`delay` for asyncio code, on redis.asyncio."""
+        return (await self.app.aenqueue_calls(self, [(args, kwargs)], 0.0, {}))[0]
+
+    async def asend_in(self, seconds: float, *args: Any, **kwargs: Any) -> Job:
+        return (await self.app.aenqueue_calls(self, [(args, kwargs)], time.time() + seconds, {}))[0]
+
     def map(self, calls: Iterable[tuple[tuple[Any, ...], dict[str, Any]] | tuple[Any, ...]]) -> list[Job]:
         """Enqueue many calls in a few round trips: each item is an args tuple
         or an ``(args, kwargs)`` pair."""
@@ -200,6 +213,9 @@ class Task:
 class App:
     """Holds the client, the registered tasks and consumers, and settings.
 
+    *async_client*: a factory of redis.asyncio clients for the async API
+    (``adelay``, ``aresult``), needed only when *target* is not a URL.
+
     *lease* is how long a job may go without its worker's heartbeat before
     another worker reclaims it; workers extend the lease of every job they
     hold several times per lease, so it only expires when the worker is gone.
@@ -216,6 +232,7 @@ class App:
         dead_maxlen: int = 100_000,
         max_deliveries: int = 5,
         middleware: list[Middleware] | None = None,
+        async_client: Callable[[], Any] | None = None,
     ) -> None:
         self.url = target if isinstance(target, str) else None
         self.client = connect(target)
@@ -229,8 +246,12 @@ class App:
         self.middleware = default_middleware() if middleware is None else middleware
         self.scripts = Scripts(self.client)
         self._keys: dict[str, QueueKeys] = {}
+        self._async_factory = async_client
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Scripts]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.tasks: dict[str, Task] = {}
-        self.consumers: dict[str, Any] = {}
+        self.consumers: dict[str, Consumer] = {}
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
@@ -294,7 +315,6 @@ class App:
 
     def consumer(self, stream: str, group: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
         """Register an event-stream handler; see :class:`postroom.tasks.consumer.Consumer`."""
-        from .consumer import Consumer
 
         def register(f: Callable[..., Any]) -> Consumer:
             c = Consumer(self, f, stream, group, **options)
@@ -322,6 +342,41 @@ class App:
         unique_window: float | None,
         job_ids: list[str] | None,
     ) -> list[Job]:
+        k = self.keys(task.queue)
+        jobs: list[Job] = []
+        for keys, args in self._enqueue_batches(task, calls, due, meta, unique_key, unique_window, job_ids):
+            out = self.scripts.enqueue(keys=keys, args=args)
+            jobs += [Job(self, i.decode(), task.queue, k) for i in out]
+        return jobs
+
+    async def aenqueue_calls(
+        self,
+        task: Task,
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        due: float,
+        meta: dict[str, Any],
+    ) -> list[Job]:
+        """:meth:`enqueue_calls` for asyncio producers (no thread, no blocking)."""
+        k = self.keys(task.queue)
+        _, scripts = self.async_client()
+        jobs: list[Job] = []
+        for keys, args in self._enqueue_batches(task, calls, due, meta, None, None, None):
+            out = await scripts.enqueue(keys=keys, args=args)
+            jobs += [Job(self, i.decode(), task.queue, k) for i in out]
+        return jobs
+
+    def _enqueue_batches(
+        self,
+        task: Task,
+        calls: list[tuple[tuple[Any, ...], dict[str, Any]]],
+        due: float,
+        meta: dict[str, Any],
+        unique_key: str | None,
+        unique_window: float | None,
+        job_ids: list[str] | None,
+    ) -> Iterator[tuple[list[str], list[Any]]]:
+        """ENQUEUE calls of up to 1,000 jobs: a batch shares task, due time and
+        uniqueness window, so each job adds only its key(s), id and envelope."""
         for m in self.middleware:
             m.before_enqueue(self, task, calls)
         k = self.keys(task.queue)
@@ -329,7 +384,6 @@ class App:
         ids = job_ids or [new_id() for _ in calls]
         head = [int(time.time() * 1000), int(self.record_ttl * 1000), task.priority, int(due * 1000),
                 int((window or 0) * 1000)]
-        jobs: list[Job] = []
         for start in range(0, len(calls), 1000):
             keys = [k.stream(task.priority), k.delayed, k.wake]
             args: list[Any] = list(head)
@@ -338,9 +392,27 @@ class App:
                 if window:
                     keys.append(k.unique(unique_key or task.unique_key(a, kw)))
                 args += [job_id, envelope(job_id, task.name, a, kw, 1, meta)]
-            out = self.scripts.enqueue(keys=keys, args=args)
-            jobs += [Job(self, i.decode(), task.queue, k) for i in out]
-        return jobs
+            yield keys, args
+
+    def async_client(self) -> tuple[Any, Scripts]:
+        """The redis.asyncio client (and its scripts) of the running event loop.
+
+        asyncio clients belong to the loop they were first used in, so there
+        is one per loop, made by *async_client* (given to the App) or from the URL.
+        """
+        loop = asyncio.get_running_loop()
+        pair = self._async_clients.get(loop)
+        if pair is None:
+            if self._async_factory is not None:
+                client = self._async_factory()
+            elif self.url is None:
+                raise TaskError("App built on a client: pass async_client= to use the async API")
+            elif self.clustered:
+                client = redis.asyncio.RedisCluster.from_url(self.url)
+            else:
+                client = redis.asyncio.Redis.from_url(self.url)
+            pair = self._async_clients[loop] = (client, Scripts(client))
+        return pair
 
     # -- dead letters -------------------------------------------------------
 
@@ -390,8 +462,6 @@ class App:
 
     def workers(self) -> list[dict[str, Any]]:
         """Live workers and what each is doing (from their heartbeats)."""
-        from .registry import live_workers
-
         return live_workers(self)
 
     def stats(self, queue: str = "default") -> dict[str, int]:

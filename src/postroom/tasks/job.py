@@ -55,14 +55,7 @@ class Job:
 
     def info(self) -> dict[str, Any]:
         """State, result, error, traceback and last reported progress."""
-        state, result, error, tb, progress = self._info()
-        return {
-            "status": state.decode() if state is not None else None,
-            "result": codec.loads(result),
-            "error": error.decode() if error else None,
-            "traceback": tb.decode() if tb else None,
-            "progress": codec.loads(progress),
-        }
+        return _decode_info(self._info())
 
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to finish and return its result.
@@ -76,7 +69,7 @@ class Job:
         while True:
             state = self.app.scripts.wait(keys=[self._keys.job(self.id)], args=[int(self.app.record_ttl * 1000)])
             if state is not None and state.decode() in TERMINAL:
-                return self._outcome()
+                return self._outcome(self.info())
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
@@ -86,8 +79,32 @@ class Job:
                 # Put the token back so that other waiters on the job wake too.
                 client.rpush(self._keys.done(self.id), b"1")
 
-    def _outcome(self) -> Any:
-        info = self.info()
+    async def _ainfo(self) -> list[Any]:
+        _, scripts = self.app.async_client()
+        k = self._keys
+        return await scripts.status(keys=[k.job(self.id), *[k.stream(p) for p in range(3)]], args=[GROUP])
+
+    async def astatus(self) -> str | None:
+        """:meth:`status` for asyncio code."""
+        state = (await self._ainfo())[0]
+        return state.decode() if state is not None else None
+
+    async def aresult(self, timeout: float | None = None) -> Any:
+        """:meth:`result` for asyncio code: the same wake-up list, awaited."""
+        client, scripts = self.app.async_client()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = await scripts.wait(keys=[self._keys.job(self.id)], args=[int(self.app.record_ttl * 1000)])
+            if state is not None and state.decode() in TERMINAL:
+                return self._outcome(_decode_info(await self._ainfo()))
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
+            popped = await client.blpop([self._keys.done(self.id)], timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE))
+            if popped is not None:
+                await client.rpush(self._keys.done(self.id), b"1")
+
+    def _outcome(self, info: dict[str, Any]) -> Any:
         if info["status"] == "finished":
             return info["result"]
         if info["status"] == "cancelled":
@@ -107,6 +124,17 @@ class Job:
     def progress(self, value: Any) -> None:
         """Record progress (any encodable value), e.g. from inside the task."""
         self.app.client.hset(self._keys.job(self.id), "prog", codec.dumps(value))
+
+
+def _decode_info(raw: list[Any]) -> dict[str, Any]:
+    state, result, error, tb, progress = raw
+    return {
+        "status": state.decode() if state is not None else None,
+        "result": codec.loads(result),
+        "error": error.decode() if error else None,
+        "traceback": tb.decode() if tb else None,
+        "progress": codec.loads(progress),
+    }
 
 
 @dataclass
