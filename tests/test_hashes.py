@@ -391,3 +391,20 @@ def test_replies_inside_multi_are_snapshots(diff):
     diff.check("HSET", "h", "a", "1")
     diff.check_all([("MULTI",), ("HGETALL", "h"), ("HSET", "h", "b", "2"), ("HDEL", "h", "a"), ("HGETALL", "h"),
                     ("EXEC",)])
+
+
+def test_renamed_hash_fields_still_expire_actively(postroom_server):
+    client = RawClient(postroom_server.port)
+    try:
+        client.call("FLUSHALL")
+        client.call("HSET", "old", "a", "1", "b", "2")
+        client.call("HPEXPIRE", "old", "40", "FIELDS", "1", "a")
+        assert client.call("RENAME", "old", "new") == ("+", b"OK")
+        broker = postroom_server.broker
+        deadline = time.monotonic() + 5
+        while postroom_server.call_in_loop(lambda: b"a" in broker.dbs[0].data[b"new"]):
+            assert time.monotonic() < deadline, "the field never expired at its new key"
+            time.sleep(0.01)
+        assert client.call("HGETALL", "new")[1] == [("$", b"b"), ("$", b"2")]
+    finally:
+        client.close()

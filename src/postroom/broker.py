@@ -33,6 +33,7 @@ from .commands import registry
 from .commands.registry import COMMANDS, Command
 from .config import Config
 from .keyspace.database import Database
+from .keyspace.hashes import HashValue, field_expiry
 from .monitor import feed_monitors
 from .protocol.replies import QUEUED, ReplyError
 from .slowlog import NEVER as SLOW_NEVER
@@ -369,6 +370,8 @@ class Broker:
             self.blocking.signal_ready(db.index, key)
 
     def key_created(self, db: Database, key: bytes, value: Any) -> None:
+        if type(value) is HashValue and value.expires:
+            field_expiry(self).schedule(db, key, value)  # renamed/moved/copied: expire at the new key
         if self.notify_flags & notifications.NEW:
             self.notify(notifications.NEW, b"new", key, db.index)  # Redis's dbAdd announces every new key
         if self.blocking.waiting:

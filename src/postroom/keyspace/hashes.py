@@ -38,13 +38,15 @@ class HashValue(dict):
 
     __slots__ = ("listpack", "scan_order", "expires", "next_deadline", "scheduled")
 
+    scheduled: tuple[int, int, bytes] | None
+
     def __init__(self) -> None:
         super().__init__()
         self.listpack = True
         self.scan_order: ScanOrder | None = None
         self.expires: dict[bytes, int] | None = None
         self.next_deadline = NEVER
-        self.scheduled = 0  # deadline of this hash's live entry in the FieldExpiry heap, 0 if none
+        self.scheduled = None  # this hash's live (deadline, db, key) entry in the FieldExpiry heap
 
     def copy(self) -> HashValue:
         clone = HashValue()
@@ -146,12 +148,18 @@ class FieldExpiry:
         broker.cron_hooks.append(self.cycle)
 
     def schedule(self, db: Database, key: bytes, value: HashValue) -> None:
-        """Make sure the heap holds an entry no later than the hash's earliest field deadline."""
+        """Make sure the heap holds an entry for ``key`` no later than the hash's earliest field deadline.
+
+        Called when TTLs change and when a hash with volatile fields is stored at a key (RENAME,
+        MOVE, COPY, RESTORE, loading): an entry for another key or db no longer counts.
+        """
         deadline = value.next_deadline
-        if deadline == NEVER or (value.scheduled and value.scheduled <= deadline):
+        current = value.scheduled
+        if deadline == NEVER or (current is not None and current[0] <= deadline and current[1] == db.index
+                                 and current[2] == key):
             return
-        value.scheduled = deadline
-        heapq.heappush(self.heap, (deadline, db.index, key))
+        entry = value.scheduled = (deadline, db.index, key)
+        heapq.heappush(self.heap, entry)
 
     def cycle(self) -> None:
         """Expire due fields of every hash whose earliest deadline has passed (cron, 25% budget)."""
@@ -161,12 +169,13 @@ class FieldExpiry:
         budget = time.perf_counter() + 0.25 / max(1, broker.config["hz"])
         handled = 0
         while heap and heap[0][0] <= now:
-            deadline, index, key = heapq.heappop(heap)
-            db = broker.dbs[index]
+            entry = heapq.heappop(heap)
+            db = broker.dbs[entry[1]]
+            key = entry[2]
             value = db.data.get(key)
-            if type(value) is not HashValue or value.scheduled != deadline:
-                continue  # superseded: the key changed or got an earlier entry
-            value.scheduled = 0
+            if type(value) is not HashValue or value.scheduled != entry:
+                continue  # superseded: the key changed, moved, or got an earlier entry
+            value.scheduled = None
             if not expire_fields(broker, db, key, value):
                 self.schedule(db, key, value)
             handled += 1
