@@ -116,11 +116,17 @@ def test_eval_inside_multi(diff):
 
 
 class Pair:
-    """The same connection opened on postroom and on the oracle."""
+    """One more connection on postroom (over the same transport as ``diff``) and on the oracle."""
 
-    def __init__(self, diff) -> None:
-        self.ours = RawClient(diff.ours.sock.getpeername()[1])
-        self.theirs = RawClient(diff.theirs.sock.getpeername()[1])
+    def __init__(self, diff, postroom_server, oracle_server) -> None:
+        if diff.transport == "tcp":
+            self.ours = RawClient(postroom_server.port)
+        else:
+            self.ours = RawClient(0, sock=postroom_server.raw_channel())
+        self.theirs = RawClient(oracle_server.port)
+        if diff.protocol == 3:
+            self.ours.call("HELLO", 3)
+            self.theirs.call("HELLO", 3)
 
     def check(self, *args):
         ours, theirs = self.ours.call(*args), self.theirs.call(*args)
@@ -133,8 +139,8 @@ class Pair:
 
 
 @pytest.fixture
-def other(diff):
-    pair = Pair(diff)
+def other(diff, postroom_server, oracle_server):
+    pair = Pair(diff, postroom_server, oracle_server)
     yield pair
     pair.close()
 

@@ -28,6 +28,7 @@ import asyncio
 import os
 import selectors
 import socket
+import threading
 from typing import TYPE_CHECKING, Any
 
 from ..commands.registry import lookup
@@ -74,7 +75,14 @@ class BusyResponder:
         self.watched: set[int] = set()
 
     def serve(self, run: ScriptRun) -> None:
-        """Answer every complete request that arrived since the last call."""
+        """Answer every complete request that arrived since the last call.
+
+        Only on the event-loop thread: an embedded caller runs scripts in its own thread, where the
+        loop's transports must not be touched (the loop waits for the broker lock meanwhile).
+        """
+        loop_thread = self.engine.broker.loop_thread
+        if loop_thread is not None and threading.get_ident() != loop_thread:
+            return
         if self.selector is None:
             self._start(run)
         assert self.selector is not None

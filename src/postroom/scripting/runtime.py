@@ -26,7 +26,7 @@ import lupa.lua51 as lua51
 from .. import REDIS_VERSION
 from ..client import Client
 from ..commands.registry import COMMANDS
-from ..protocol.replies import ReplyError
+from ..protocol.replies import Encoded, ReplyError
 from .busy import BusyResponder
 from .conversions import LuaConverter, lua_argument
 from .libraries import install_libraries
@@ -120,8 +120,9 @@ class LuaEngine:
         libs = table({})
         install_libraries(self.lua, libs)
         source = resources.files(__package__).joinpath("sandbox.lua").read_bytes()
-        (self._compile, self._run_script, self._run_function, self._load_library, self.globals,
-         self.protect) = self.lua.execute(source, callbacks, libs, name=b"=postroom")
+        (self._encode_reply, self._compile, self._run_script, self._run_function, self._load_library,
+         self.globals, self.protect) = self.lua.execute(source, callbacks, libs, name=b"=postroom")
+        self._table_type = type(self.lua.table())
 
     # -- compiling and running ---------------------------------------------------------------
 
@@ -132,7 +133,7 @@ class LuaEngine:
             raise ReplyError(f"ERR Error compiling script (new function): {_text(result[1])}")
         return result
 
-    def run(self, caller: Client, function: Any, name: str, numkeys: int, argv: list[bytes], *,
+    def run(self, caller: Client, function: Any, name: str, numkeys: int, argv: list[bytes],
             is_eval: bool, readonly: bool) -> Any:
         """Run a compiled script (``is_eval``) or a registered function for the command ``argv``."""
         run = ScriptRun(caller, argv, name, is_eval, readonly)
@@ -144,6 +145,8 @@ class LuaEngine:
         runner = self._run_script if is_eval else self._run_function
         try:
             result = runner(function, numkeys, *argv[3:])
+        except lua51.LuaMemoryError:  # out of memory inside the error handler itself
+            result = (False, b"not enough memory")
         finally:
             self.current = None
             if run.busy:
@@ -151,12 +154,14 @@ class LuaEngine:
         if result is True:
             return None
         ok, value = result[0], result[1]
-        if ok:
-            reply = self.converter.to_reply(value, run.resp)
-            if isinstance(reply, ReplyError):
-                raise reply
-            return reply
-        raise self._script_error(value, run)
+        if not ok:
+            raise self._script_error(value, run)
+        if type(value) is not self._table_type:
+            return self.converter.to_reply(value, run.resp)
+        is_error, encoded = self._encode_reply(value, caller.resp, run.resp)
+        if is_error:
+            raise ReplyError(encoded.decode("utf-8", "replace"))
+        return Encoded(encoded)
 
     def _script_error(self, error: Any, run: ScriptRun) -> ReplyError:
         if type(error) is bytes:  # out of memory: Lua skips the error handler

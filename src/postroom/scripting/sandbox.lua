@@ -316,4 +316,118 @@ local function load_library(code, name, register)
     return ok, result
 end
 
-return compile, run_script, run_function, load_library, globals, protect
+-- Replies: a table a script returns is encoded to RESP here, in the caller's protocol, as
+-- Redis's luaReplyToRedisReply does (rawget of err/ok/double/big_number/map/set/verbatim_string,
+-- arrays up to the first nil, numbers truncated by the C cast that %d performs).  Doing it in Lua
+-- costs one call instead of one Python-to-Lua lookup per field and element.
+
+local rawget_, sformat, sgsub_, tconcat = rawget, string.format, string.gsub, table.concat
+
+local function one_line(text)
+    return (sgsub_(text, '[\r\n]', ' '))
+end
+
+local encode_value
+
+local function encode_table(v, out, n, resp, script_resp)
+    local field = rawget_(v, 'err')
+    if type(field) == 'string' then
+        n = n + 1; out[n] = '-' .. one_line(field) .. '\r\n'
+        return n
+    end
+    field = rawget_(v, 'ok')
+    if type(field) == 'string' then
+        n = n + 1; out[n] = '+' .. field .. '\r\n'
+        return n
+    end
+    field = rawget_(v, 'double')
+    if type(field) == 'number' then
+        local text = sformat('%.17g', field)
+        n = n + 1
+        if resp == 3 then out[n] = ',' .. text .. '\r\n' else out[n] = '$' .. #text .. '\r\n' .. text .. '\r\n' end
+        return n
+    end
+    field = rawget_(v, 'big_number')
+    if type(field) == 'string' then
+        n = n + 1
+        if resp == 3 then out[n] = '(' .. field .. '\r\n' else out[n] = '$' .. #field .. '\r\n' .. field .. '\r\n' end
+        return n
+    end
+    field = rawget_(v, 'map')
+    if type(field) == 'table' then
+        local header = n + 1
+        n = header
+        local count = 0
+        for key, value in next, field do
+            n = encode_value(key, out, n, resp, script_resp)
+            n = encode_value(value, out, n, resp, script_resp)
+            count = count + 1
+        end
+        out[header] = resp == 3 and ('%' .. count .. '\r\n') or ('*' .. 2 * count .. '\r\n')
+        return n
+    end
+    field = rawget_(v, 'set')
+    if type(field) == 'table' then
+        local header = n + 1
+        n = header
+        local count = 0
+        for key in next, field do
+            n = encode_value(key, out, n, resp, script_resp)
+            count = count + 1
+        end
+        out[header] = (resp == 3 and '~' or '*') .. count .. '\r\n'
+        return n
+    end
+    field = rawget_(v, 'verbatim_string')
+    if type(field) == 'table' and type(rawget_(field, 'string')) == 'string' and type(rawget_(field, 'format')) == 'string' then
+        local text, format = rawget_(field, 'string'), rawget_(field, 'format')
+        n = n + 1
+        if resp == 3 then
+            out[n] = '=' .. (#text + 4) .. '\r\n' .. format .. ':' .. text .. '\r\n'
+        else
+            out[n] = '$' .. #text .. '\r\n' .. text .. '\r\n'
+        end
+        return n
+    end
+    local header = n + 1
+    n = header
+    local count = 0
+    while true do
+        local item = rawget_(v, count + 1)
+        if item == nil then break end
+        count = count + 1
+        n = encode_value(item, out, n, resp, script_resp)
+    end
+    out[header] = '*' .. count .. '\r\n'
+    return n
+end
+
+encode_value = function(v, out, n, resp, script_resp)
+    local kind = type(v)
+    n = n + 1
+    if kind == 'string' then
+        out[n] = '$' .. #v .. '\r\n' .. v .. '\r\n'
+    elseif kind == 'number' then
+        out[n] = sformat(':%d\r\n', v)
+    elseif kind == 'table' then
+        return encode_table(v, out, n - 1, resp, script_resp)
+    elseif kind == 'boolean' and script_resp == 3 then
+        if resp == 3 then out[n] = v and '#t\r\n' or '#f\r\n' else out[n] = v and ':1\r\n' or ':0\r\n' end
+    elseif v == true then
+        out[n] = ':1\r\n'
+    else
+        out[n] = resp == 3 and '_\r\n' or '$-1\r\n'
+    end
+    return n
+end
+
+-- The reply for a table a script returned: (true, message) for an error table, else (false, RESP).
+local function encode_reply(v, resp, script_resp)
+    local field = rawget_(v, 'err')
+    if type(field) == 'string' then return true, field end
+    local out = {}
+    encode_table(v, out, 0, resp, script_resp)
+    return false, tconcat(out)
+end
+
+return encode_reply, compile, run_script, run_function, load_library, globals, protect
