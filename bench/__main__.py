@@ -51,7 +51,7 @@ def write_json(results: list[Result], options: Options, path: Path = RESULTS) ->
     document = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count()},
+                    "cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
         "options": {"quick": options.quick, "rounds": options.rounds},
         "results": [r.as_dict() for r in results],
     }
@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; registered: {', '.join(SUITES)}")
     options = Options(quick=args.quick, rounds=args.rounds)
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1) * 0.5:
+        print(f"warning: load average {load:.1f} on {os.cpu_count()} CPUs; ratios will be noisy", flush=True)
     results: list[Result] = []
     with_servers = [SUITES[n] for n in names if SUITES[n].needs_servers]
     standalone = [SUITES[n] for n in names if not SUITES[n].needs_servers]
