@@ -45,7 +45,7 @@ class LuaConverter:
     def __init__(self, lua: Any) -> None:
         self.lua = lua
         self.table = lua.table_from
-        self._lua_table_type = type(lua.table())
+        self.table_type = type(lua.table())
 
     # -- Redis -> Lua ------------------------------------------------------------------------
 
@@ -96,7 +96,10 @@ class LuaConverter:
     # -- Lua -> Redis ------------------------------------------------------------------------
 
     def to_reply(self, value: Any, resp: int) -> Any:
-        """The reply for a value a script returned; ``resp`` is the script's ``setresp`` protocol."""
+        """The reply for a scalar a script returned; ``resp`` is the script's ``setresp`` protocol.
+
+        Tables are encoded to RESP inside Lua (``encode_reply`` in ``sandbox.lua``), with the same rules.
+        """
         kind = type(value)
         if kind is bytes:
             return value
@@ -110,41 +113,7 @@ class LuaConverter:
             if resp == 3:
                 return value
             return 1 if value else None
-        if kind is self._lua_table_type:
-            return self._table_reply(value, resp)
         return None  # functions, userdata, threads: Redis answers nil
-
-    def _table_reply(self, table: Any, resp: int) -> Any:
-        field = table[b"err"]
-        if type(field) is bytes:
-            return ReplyError(_error_text(field))
-        field = table[b"ok"]
-        if type(field) is bytes:
-            return field.decode("utf-8", "replace")
-        field = table[b"double"]
-        if type(field) in (int, float):
-            return float(field)
-        field = table[b"big_number"]
-        if type(field) is bytes:
-            return BigNumber(int(field)) if _is_integer_text(field) else field
-        field = table[b"map"]
-        if type(field) is self._lua_table_type:
-            return {self.to_reply(k, resp): self.to_reply(v, resp) for k, v in field.items()}
-        field = table[b"set"]
-        if type(field) is self._lua_table_type:
-            return {self.to_reply(k, resp) for k in field}
-        field = table[b"verbatim_string"]
-        if type(field) is self._lua_table_type and type(field[b"string"]) is bytes:
-            return Verbatim(field[b"string"])
-        items = []
-        i = 1
-        to_reply = self.to_reply
-        while True:
-            item = table[i]
-            if item is None:
-                return items
-            items.append(to_reply(item, resp))
-            i += 1
 
 
 def _truncate(number: float) -> int:
@@ -152,16 +121,6 @@ def _truncate(number: float) -> int:
     if math.isnan(number) or not -9.223372036854775808e18 <= number < 9.223372036854775808e18:
         return LLONG_MIN
     return int(number)
-
-
-def _error_text(message: bytes) -> str:
-    """An error reply's text: a leading '-' is dropped, as ``redis.error_reply`` tables carry none."""
-    return message.decode("utf-8", "replace")
-
-
-def _is_integer_text(text: bytes) -> bool:
-    body = text[1:] if text[:1] in (b"-", b"+") else text
-    return body.isdigit()
 
 
 def lua_argument(value: Any) -> bytes | None:

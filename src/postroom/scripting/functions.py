@@ -101,7 +101,7 @@ class FunctionRegistry:
 
         def register(*args: Any) -> None:
             try:
-                function = _registration(args, converter._lua_table_type)
+                function = _registration(args, converter.table_type)
                 if function.name in library.functions:
                     raise ReplyError("ERR Function already exists in the library")
             except ReplyError as error:
@@ -111,9 +111,9 @@ class FunctionRegistry:
 
         ok, error = engine.load_library(library.code, register)
         if not ok:
-            message = error[b"err"] if type(error) is converter._lua_table_type else error
+            message = error[b"err"] if type(error) is converter.table_type else error
             text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
-            if error is not None and type(error) is converter._lua_table_type and error[b"source"] is None \
+            if error is not None and type(error) is converter.table_type and error[b"source"] is None \
                     and text.startswith("ERR user_function"):
                 raise ReplyError(f"ERR Error compiling function: {text[4:]}")
             raise ReplyError(f"ERR Error registering functions: {text}")

@@ -122,7 +122,6 @@ class LuaEngine:
         source = resources.files(__package__).joinpath("sandbox.lua").read_bytes()
         (self._encode_reply, self._compile, self._run_script, self._run_function, self._load_library,
          self.globals, self.protect) = self.lua.execute(source, callbacks, libs, name=b"=postroom")
-        self._table_type = type(self.lua.table())
 
     # -- compiling and running ---------------------------------------------------------------
 
@@ -156,7 +155,7 @@ class LuaEngine:
         ok, value = result[0], result[1]
         if not ok:
             raise self._script_error(value, run)
-        if type(value) is not self._table_type:
+        if type(value) is not self.converter.table_type:
             return self.converter.to_reply(value, run.resp)
         is_error, encoded = self._encode_reply(value, caller.resp, run.resp)
         if is_error:
