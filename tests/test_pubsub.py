@@ -211,6 +211,7 @@ def test_resp2_subscribed_context_rules(twins):
     sub.check("GET", "x")
     sub.check("CLIENT", "LIST")
     sub.check("MULTI")
+    sub.check("HELLO", 3)
     sub.check("PUBLISH", channel, "x")
     sub.check("PING")
     sub.check("PING", "hello")

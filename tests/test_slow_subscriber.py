@@ -206,6 +206,26 @@ def test_client_list_shows_subscriptions(postroom_server):
     observer.close()
 
 
+def test_normal_clients_have_their_own_limit(postroom_server, limits):
+    assert limits("normal 1mb 0 0") == ("+", b"OK")
+    writer = RawClient(postroom_server.port)
+    writer.call("SET", "big-value", b"v" * 256 * 1024)
+    writer.close()
+    setup = RawClient(postroom_server.port)
+    reader = socket.create_connection(("127.0.0.1", postroom_server.port))
+    reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+    reader.sendall(encode_command(("GET", "big-value")) * 40)  # 10 MB of replies nobody reads
+    reader.settimeout(30)
+    received = 0
+    while chunk := _recv_or_empty(reader):
+        received += len(chunk)
+    assert received < 10 * 2**20  # closed before all the replies were delivered
+    assert setup.call("PING") == ("+", b"PONG")
+    setup.call("DEL", "big-value")
+    setup.close()
+    reader.close()
+
+
 def test_client_list_shows_pending_output(postroom_server):
     publisher = RawClient(postroom_server.port)
     sock = stalled_subscriber(postroom_server.port, b"omem-shown", "omem-shown")
