@@ -104,10 +104,6 @@ class Client:
         self.flush_soon()
 
     @property
-    def subscription_count(self) -> int:
-        return len(self.channels) + len(self.patterns)
-
-    @property
     def in_pubsub_context(self) -> bool:
         """RESP2 clients with subscriptions may only run (P|S)(UN)SUBSCRIBE, PING, QUIT, RESET."""
         return self.resp == 2 and bool(self.channels or self.patterns or self.shard_channels)
