@@ -311,7 +311,11 @@ def xadd(client: Client, argv: list[bytes]) -> Any:
     """XADD key [NOMKSTREAM] [KEEPREF | DELREF | ACKED] [IDMPAUTO producer-id | IDMP producer-id idempotent-id] [<MAXLEN | MINID> [= | ~] threshold [LIMIT count]] <* | id> field value [field value ...]"""
     key = argv[1]
     db = client.db
-    if argv[2] == b"*":  # fast path: no options
+    if argv[2] == b"*":  # no options
+        if len(argv) & 1:
+            stream = db.get_typed(key, Stream)
+            if stream is not None:
+                return _append_now(client, db, key, stream, argv)
         args = None
         field_pos = 3
     else:
@@ -372,6 +376,24 @@ def xadd(client: Client, argv: list[bytes]) -> Any:
         client.propagate_as(head + [reply] + argv[field_pos:])
     if not created:
         client.broker.signal_ready(db, key)
+    return reply
+
+
+def _append_now(client: Client, db: Database, key: bytes, stream: Stream, argv: list[bytes]) -> bytes:
+    """The hot path: ``XADD key * field value ...`` on an existing stream."""
+    last = stream.last_id
+    if last == MAX_ID:
+        raise EXHAUSTED
+    broker = client.broker
+    now = broker.now_ms
+    stream_id = now << 64 if now > last >> 64 else last + 1
+    stream.append(stream_id, argv, 3, *_node_limits(client))
+    reply = b"%d-%d" % (stream_id >> 64, stream_id & SEQ_MASK)
+    client.touch(key)
+    client.notify(ev.STREAM, b"xadd", key)
+    if broker.propagation_sinks:
+        client.propagate_as([argv[0], key, reply, *argv[3:]])
+    broker.signal_ready(db, key)
     return reply
 
 

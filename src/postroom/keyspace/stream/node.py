@@ -48,6 +48,28 @@ def get_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+_BYTE = [bytes((i,)) for i in range(0x80)]
+
+
+def _header(flags: int, *numbers: int) -> bytes:
+    out = [flags]
+    for value in numbers:
+        while value >= 0x80:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
+
+
+def _strings(items: list[bytes]) -> bytes:
+    """Each item as its varint length and its bytes."""
+    out = bytearray()
+    for item in items:
+        put_varint(out, len(item))
+        out += item
+    return bytes(out)
+
+
 def _varint_bytes(value: int) -> bytes:
     if value < 0x80:
         return bytes((value,))
@@ -71,37 +93,25 @@ class Node:
 
     def append(self, stream_id: int, argv: list[bytes], start: int) -> None:
         """Store the entry whose field/value pairs are ``argv[start:]``."""
-        body = bytearray()
         if argv[start::2] == self.fields:
             flags = SAME
-            for value in argv[start + 1 :: 2]:
-                n = len(value)
-                if n < 0x80:
-                    body.append(n)
-                else:
-                    put_varint(body, n)
-                body += value
+            values = argv[start + 1 :: 2]
+            lengths = list(map(len, values))
+            if max(lengths) < 0x80:  # the usual case, done by C loops: one length byte per value
+                body = b"".join(map(bytes.__add__, map(_BYTE.__getitem__, lengths), values))
+            else:
+                body = _strings(values)
         else:
             flags = 0
-            put_varint(body, (len(argv) - start) // 2)
-            for i in range(start, len(argv)):
-                put_varint(body, len(argv[i]))
-                body += argv[i]
+            body = _varint_bytes((len(argv) - start) // 2) + _strings(argv[start:])
         delta = (stream_id >> 64) - (self.master >> 64)
         seq = stream_id & SEQ_MASK
         size = len(body)
-        buf = self.buf
-        if delta < 0x4000 and seq < 0x80 and size < 0x80:
-            if delta < 0x80:
-                buf += bytes((flags, delta, seq, size))
-            else:
-                buf += bytes((flags, (delta & 0x7F) | 0x80, delta >> 7, seq, size))
+        if delta < 0x80 and seq < 0x80 and size < 0x80:
+            self.buf += bytes((flags, delta, seq, size))
         else:
-            buf.append(flags)
-            buf += _varint_bytes(delta)
-            buf += _varint_bytes(seq)
-            buf += _varint_bytes(size)
-        buf += body
+            self.buf += _header(flags, delta, seq, size)
+        self.buf += body
         self.live += 1
         self.total += 1
         self.last = stream_id
