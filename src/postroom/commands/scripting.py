@@ -31,10 +31,11 @@ class Scripting:
 
     def __init__(self, broker: Broker) -> None:
         self.engine = LuaEngine(broker)
-        self.scripts: dict[bytes, tuple[Any, int]] = {}  # sha1 hex -> (compiled chunk, WRITES/NO_WRITES/NO_SHEBANG)
+        #: sha1 hex -> (compiled chunk, WRITES/NO_WRITES/NO_SHEBANG, sha1 as text for error messages)
+        self.scripts: dict[bytes, tuple[Any, int, str]] = {}
         self.functions = FunctionRegistry(self.engine)
 
-    def script(self, body: bytes) -> tuple[bytes, tuple[Any, int]]:
+    def script(self, body: bytes) -> tuple[bytes, tuple[Any, int, str]]:
         """Compile ``body`` (or find it in the cache); return its SHA1 and cache entry."""
         sha = hashlib.sha1(body).hexdigest().encode()
         entry = self.scripts.get(sha)
@@ -42,7 +43,7 @@ class Scripting:
             kind = NO_SHEBANG
             if body.startswith(b"#!"):
                 kind = NO_WRITES if _script_flags(body) else WRITES
-            entry = (self.engine.compile(body), kind)
+            entry = (self.engine.compile(body), kind, sha.decode())
             self.scripts[sha] = entry
         return sha, entry
 
@@ -56,10 +57,16 @@ NO_SHEBANG, WRITES, NO_WRITES = 0, 1, 2
 _STATE: WeakKeyDictionary[Broker, Scripting] = WeakKeyDictionary()
 
 
+_last: list[Any] = [None, None]  # (broker, state) of the latest lookup: one broker per process in practice
+
+
 def scripting_of(broker: Broker) -> Scripting:
+    if _last[0] is broker:
+        return _last[1]
     state = _STATE.get(broker)
     if state is None:
         state = _STATE[broker] = Scripting(broker)
+    _last[0], _last[1] = broker, state
     return state
 
 
@@ -82,7 +89,9 @@ def _script_flags(body: bytes) -> bool:
 
 
 def _numkeys(argv: list[bytes], error: ReplyError = NOT_INTEGER) -> int:
-    numkeys = parse_int(argv[2], error)
+    arg = argv[2]
+    # The usual single digit needs none of parse_int's strictness checks.
+    numkeys = arg[0] - 48 if len(arg) == 1 and 48 <= arg[0] <= 57 else parse_int(arg, error)
     if numkeys > len(argv) - 3:
         raise ReplyError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:
@@ -98,20 +107,19 @@ def _script_keys(argv: list[bytes]) -> list[int]:
     return list(range(3, 3 + numkeys)) if 0 < numkeys <= len(argv) - 3 else []
 
 
-def _run_script(client: Client, argv: list[bytes], numkeys: int, state: Scripting, sha: bytes,
-                entry: tuple[Any, int], readonly: bool) -> Any:
-    chunk, kind = entry
+def _run_script(client: Client, argv: list[bytes], numkeys: int, state: Scripting,
+                entry: tuple[Any, int, str], readonly: bool) -> Any:
+    chunk, kind, name = entry
     if readonly and kind == WRITES:
         raise ReplyError("ERR Can not execute a script with write flag using *_ro command.")
-    return state.engine.run(client, chunk, sha.decode(), numkeys, argv, is_eval=True,
-                            readonly=readonly or kind == NO_WRITES)
+    return state.engine.run(client, chunk, name, numkeys, argv, True, readonly or kind == NO_WRITES)
 
 
 def _eval(client: Client, argv: list[bytes], readonly: bool) -> Any:
     numkeys = _numkeys(argv)
     state = scripting_of(client.broker)
-    sha, entry = state.script(argv[1])
-    return _run_script(client, argv, numkeys, state, sha, entry, readonly)
+    _, entry = state.script(argv[1])
+    return _run_script(client, argv, numkeys, state, entry, readonly)
 
 
 def _evalsha(client: Client, argv: list[bytes], readonly: bool) -> Any:
@@ -121,7 +129,7 @@ def _evalsha(client: Client, argv: list[bytes], readonly: bool) -> Any:
     entry = state.scripts.get(sha)
     if entry is None:
         raise ReplyError("NOSCRIPT No matching script. Please use EVAL.")
-    return _run_script(client, argv, numkeys, state, sha, entry, readonly)
+    return _run_script(client, argv, numkeys, state, entry, readonly)
 
 
 _EVAL_FLAGS = "noscript skip_monitor may_replicate no_mandatory_keys stale"
@@ -359,7 +367,7 @@ def function_stats(client: Client, argv: list[bytes]) -> dict:
         running = {
             b"name": run.name.encode(),
             b"command": run.argv,
-            b"duration_ms": int((time.monotonic() - run.start) * 1000),
+            b"duration_ms": int((time.monotonic() - run.start) * 1000) if run.start else 0,
         }
     registry = state.functions
     return {
@@ -436,7 +444,7 @@ def _fcall(client: Client, argv: list[bytes], readonly: bool) -> Any:
     if readonly and not no_writes:
         raise ReplyError("ERR Can not execute a script with write flag using *_ro command.")
     return state.engine.run(client, function.callback, argv[1].decode("utf-8", "replace"), numkeys, argv,
-                            is_eval=False, readonly=readonly or no_writes)
+                            False, readonly or no_writes)
 
 
 @command("fcall", arity=-3, flags=_EVAL_FLAGS, key_finder=_script_keys, group="scripting",

@@ -244,10 +244,8 @@ end
 sethook(hook, '', hook_every)
 
 local function reset_hook()
-    if every_line then
-        every_line = false
-        sethook(hook, '', hook_every)
-    end
+    every_line = false
+    sethook(hook, '', hook_every)
 end
 
 -- Entry points --------------------------------------------------------------------------------
@@ -259,29 +257,26 @@ local function compile(code, name)
     return f
 end
 
-local function run_script(f, nkeys, ...)
-    reset_hook()
-    local keys, argv = {}, {}
+-- KEYS and ARGV from the command's arguments; the common shapes take a single table constructor.
+local function split_args(nkeys, ...)
+    if nkeys == 0 then return {}, {...} end
     local n = select('#', ...)
-    if n > 0 then
-        local args = {...}
-        for i = 1, nkeys do keys[i] = args[i] end
-        for i = nkeys + 1, n do argv[i - nkeys] = args[i] end
-    end
-    env.KEYS = keys
-    env.ARGV = argv
+    if n == nkeys then return {...}, {} end
+    local args, keys, argv = {...}, {}, {}
+    for i = 1, nkeys do keys[i] = args[i] end
+    for i = nkeys + 1, n do argv[i - nkeys] = args[i] end
+    return keys, argv
+end
+
+local function run_script(f, nkeys, ...)
+    if every_line then reset_hook() end
+    env.KEYS, env.ARGV = split_args(nkeys, ...)
     return xpcall(f, error_handler)
 end
 
 local function run_function(f, nkeys, ...)
-    reset_hook()
-    local keys, argv = {}, {}
-    local n = select('#', ...)
-    if n > 0 then
-        local args = {...}
-        for i = 1, nkeys do keys[i] = args[i] end
-        for i = nkeys + 1, n do argv[i - nkeys] = args[i] end
-    end
+    if every_line then reset_hook() end
+    local keys, argv = split_args(nkeys, ...)
     return xpcall(function() return f(keys, argv) end, error_handler)
 end
 
