@@ -158,7 +158,7 @@ def test_info_keyspace_is_exact(diff):
     diff.check("SELECT", "0")
 
 
-def test_info_numbers_are_live(r, postroom_server):
+def test_info_numbers_are_live(r, postroom_server, transport):
     info = r.info()
     assert info["redis_version"] == "7.0.15"
     assert "postroom_version" in info
@@ -168,7 +168,8 @@ def test_info_numbers_are_live(r, postroom_server):
     for _ in range(5):
         r.ping()
     assert r.info("stats")["total_commands_processed"] >= before + 6
-    assert r.info("server")["tcp_port"] == postroom_server.port
+    if transport == "tcp":
+        assert r.info("server")["tcp_port"] == postroom_server.port
 
 
 def test_instantaneous_ops_per_sec_is_sampled_by_the_cron(r, postroom_server):
@@ -260,7 +261,8 @@ def test_slowlog_records_slow_commands(diff):
         # Entries: id, timestamp, duration, argv, peer, name; argv rendering must match exactly.
         assert [e[1][3] for e in ours[1]] == [e[1][3] for e in theirs[1]]
         assert [e[1][5] for e in ours[1]] == [e[1][5] for e in theirs[1]]
-        assert ours[1][0][1][4][1].startswith(b"127.0.0.1:")
+        if diff.transport == "tcp":
+            assert ours[1][0][1][4][1].startswith(b"127.0.0.1:")
         diff.check("CLIENT", "SETNAME", "slowpoke")
         diff.check("PING")
         ours, theirs = diff.both("SLOWLOG", "GET", "1")
