@@ -158,6 +158,15 @@ def test_info_keyspace_is_exact(diff):
     diff.check("SELECT", "0")
 
 
+def test_info_keyspace_average_ttl(r):
+    r.set("plain", 1)
+    r.set("short", 1, px=100_000)
+    r.set("long", 1, px=300_000)
+    line = r.info("keyspace")["db0"]
+    assert line["keys"] == 3 and line["expires"] == 2
+    assert 190_000 <= line["avg_ttl"] <= 200_000
+
+
 def test_info_numbers_are_live(r, postroom_server, transport):
     info = r.info()
     assert info["redis_version"] == "7.0.15"

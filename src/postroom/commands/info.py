@@ -9,6 +9,7 @@ reports "no persistence" unless the persistence layer installs ``broker.persiste
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import resource
@@ -207,11 +208,28 @@ def _errorstats(broker: Broker) -> Lines:
     return [(f"errorstat_{code}", f"count={count}") for code, count in sorted(broker.error_stats.items())]
 
 
+#: Keys with a TTL looked at to estimate ``avg_ttl`` (Redis also estimates it from a sample).
+AVG_TTL_SAMPLE = 1000
+
+
+def average_ttl(db: Any, now_ms: int) -> int:
+    """Mean remaining TTL in ms of up to :data:`AVG_TTL_SAMPLE` keys; ``db.avg_ttl`` if the keyspace
+    layer maintains its own estimate."""
+    if db.avg_ttl or not db.expires:
+        return db.avg_ttl
+    remaining = [max(0, deadline - now_ms) for deadline in itertools.islice(db.expires.values(), AVG_TTL_SAMPLE)]
+    return sum(remaining) // len(remaining)
+
+
 def _keyspace(broker: Broker) -> Lines:
     lines: Lines = []
+    now_ms = int(time.time() * 1000)
     for db in broker.dbs:
         if db.data:
-            lines.append((f"db{db.index}", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={db.avg_ttl}"))
+            lines.append((
+                f"db{db.index}",
+                f"keys={len(db.data)},expires={len(db.expires)},avg_ttl={average_ttl(db, now_ms)}",
+            ))
     return lines
 
 
