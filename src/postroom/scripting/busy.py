@@ -185,7 +185,10 @@ class BusyResponder:
             return
         accepted.buffer += data
         while True:
-            parsed = split_request(accepted.buffer)
+            try:
+                parsed = split_request(accepted.buffer)
+            except ValueError:  # not RESP: answer what Redis would once the loop adopts it
+                break
             if parsed is None:
                 break
             request, used = parsed

@@ -120,14 +120,14 @@ class LuaEngine:
         libs = table({})
         install_libraries(self.lua, libs)
         source = resources.files(__package__).joinpath("sandbox.lua").read_bytes()
-        (self._encode_reply, self._compile, self._run_script, self._run_function, self._load_library,
-         self.globals, self.protect) = self.lua.execute(source, callbacks, libs, name=b"=postroom")
+        (self._encode_reply, self._compile, self._run_script, self._run_function,
+         self._load_library) = self.lua.execute(source, callbacks, libs, name=b"=postroom")
 
     # -- compiling and running ---------------------------------------------------------------
 
-    def compile(self, body: bytes, chunk_name: bytes = b"@user_script") -> Any:
+    def compile(self, body: bytes) -> Any:
         """Compile a script body into a Lua function; a syntax error is Redis's compile error."""
-        result = self._compile(strip_shebang(body), chunk_name)
+        result = self._compile(strip_shebang(body), b"@user_script")
         if type(result) is tuple:
             raise ReplyError(f"ERR Error compiling script (new function): {_text(result[1])}")
         return result

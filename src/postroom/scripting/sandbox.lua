@@ -425,4 +425,4 @@ local function encode_reply(v, resp, script_resp)
     return false, tconcat(out)
 end
 
-return encode_reply, compile, run_script, run_function, load_library, globals, protect
+return encode_reply, compile, run_script, run_function, load_library
