@@ -29,6 +29,12 @@ UNORDERED_REPLIES = {"SPOP", "SMEMBERS", "SRANDMEMBER", "SINTER", "SUNION", "SDI
 Step = tuple
 
 
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def protocol(request) -> int:
+    """Raw connections over TCP in both protocols (the embedded transport has its own suites)."""
+    return request.param
+
+
 class EventRecorder:
     """A command connection and a subscriber connection on one server."""
 
@@ -177,10 +183,38 @@ def test_config_get_prints_the_canonical_flags(diff):
     diff.check("CONFIG", "SET", "notify-keyspace-events", "")
 
 
-@pytest.mark.xfail(strict=True, reason="keymiss (m) events need read lookups told apart from write lookups")
-def test_keymiss_events(postroom_server, oracle_server, protocol):
-    compare(postroom_server, oracle_server, protocol, [("GET", "missing"), ("SET", "a", "1"), ("GET", "a")],
-            flags="KEm")
+KEYMISS_COMMANDS: list[Step] = [
+    ("GET", "m"), ("MGET", "m1", "m2"), ("EXISTS", "m", "m2"), ("TYPE", "m"), ("TTL", "m"), ("PTTL", "m"),
+    ("STRLEN", "m"), ("GETRANGE", "m", 0, 1), ("SUBSTR", "m", 0, 1), ("LRANGE", "m", 0, 1), ("LLEN", "m"),
+    ("LINDEX", "m", 0), ("LPOS", "m", "a"), ("HGET", "m", "f"), ("HGETALL", "m"), ("HMGET", "m", "a"), ("HLEN", "m"),
+    ("HEXISTS", "m", "f"), ("HSTRLEN", "m", "f"), ("HKEYS", "m"), ("HVALS", "m"), ("HRANDFIELD", "m"),
+    ("SMEMBERS", "m"), ("SISMEMBER", "m", "a"), ("SMISMEMBER", "m", "a"), ("SCARD", "m"), ("SRANDMEMBER", "m"),
+    ("SUNION", "m", "m2"), ("SINTER", "m", "m2"), ("SDIFF", "m"), ("SINTERCARD", 1, "m"), ("SSCAN", "m", 0),
+    ("ZRANGE", "m", 0, 1), ("ZREVRANGE", "m", 0, 1), ("ZSCORE", "m", "a"), ("ZMSCORE", "m", "a"), ("ZCARD", "m"),
+    ("ZRANK", "m", "a"), ("ZCOUNT", "m", 0, 1), ("ZLEXCOUNT", "m", "-", "+"), ("ZUNION", 2, "m", "m2"),
+    ("ZINTERCARD", 1, "m"), ("ZRANDMEMBER", "m"), ("XRANGE", "m", "-", "+"), ("XLEN", "m"), ("DUMP", "m"),
+    ("TOUCH", "m"), ("EXPIRETIME", "m"), ("OBJECT", "ENCODING", "m"), ("OBJECT", "FREQ", "m"),
+    ("MEMORY", "USAGE", "m"), ("GETDEL", "m"), ("GETEX", "m", "PERSIST"), ("GETSET", "m", "v"),
+    ("SET", "m2", "v", "GET"), ("SET", "m3", "v"), ("COPY", "m", "d"), ("SUNIONSTORE", "d", "m", "m2"),
+    ("SINTERSTORE", "d", "m"), ("SDIFFSTORE", "d", "m", "m2"), ("ZUNIONSTORE", "d", 2, "m", "m2"),
+    ("ZINTERSTORE", "d", 1, "m"), ("ZDIFFSTORE", "d", 1, "m"), ("ZRANGESTORE", "d", "m", 0, 1), ("LPOP", "m"),
+    ("RENAME", "m", "d"), ("LMOVE", "m", "d", "LEFT", "LEFT"), ("SMOVE", "m", "d", "a"), ("RPOPLPUSH", "m", "d"),
+    ("SPOP", "m"), ("ZPOPMIN", "m"), ("HDEL", "m", "f"), ("DEL", "m"), ("EXPIRE", "m", 10), ("INCR", "m4"),
+    ("APPEND", "m5", "x"), ("XACK", "m", "g", "1-1"), ("XPENDING", "m", "g"), ("BLPOP", "m", "0.01"),
+    ("BITOP", "AND", "d", "m", "m2"), ("PFMERGE", "d", "m"), ("PFCOUNT", "m"), ("GETBIT", "m", 0), ("BITCOUNT", "m"),
+    ("BITFIELD", "m", "GET", "u8", 0), ("SORT", "m"), ("GEOPOS", "m", "a"), ("LCS", "m", "m2"),
+]
+
+
+@pytest.mark.parametrize("step", KEYMISS_COMMANDS, ids=lambda step: " ".join(map(str, step[:2])))
+def test_keymiss_events(postroom_server, oracle_server, protocol, step):
+    compare(postroom_server, oracle_server, protocol, [step], flags="KEm")
+
+
+def test_keymiss_after_lazy_expiry_and_in_transactions(postroom_server, oracle_server, protocol):
+    steps = [("SET", "a", "1", "PX", 1), ("SLEEP", 20), ("GET", "a"), ("MULTI",), ("GET", "b"), ("SET", "b", "1"),
+             ("GET", "b"), ("EXEC",), ("EVAL", "return redis.call('GET', KEYS[1])", 1, "c")]
+    compare(postroom_server, oracle_server, protocol, steps, flags="KEmgx$")
 
 
 # -- other data types: whatever exists in the tree -------------------------------------------

@@ -62,6 +62,12 @@ class Twin:
         return self.read(count, sort)
 
 
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def protocol(request) -> int:
+    """Raw connections over TCP in both protocols (the embedded transport has its own suites)."""
+    return request.param
+
+
 @pytest.fixture
 def twins(request, postroom_server, oracle_server, protocol):
     """A factory of :class:`Twin` connections, all closed at the end of the test."""

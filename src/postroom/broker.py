@@ -231,6 +231,8 @@ class Broker:
         self._depth += 1
         dirty_before = self.dirty
         client.propagation = None
+        if self.notify_flags & notifications.KEY_MISS:
+            notifications.announce_key_misses(client, cmd, argv)
         start = time.perf_counter_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]

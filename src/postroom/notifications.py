@@ -8,6 +8,12 @@ are selected, so :func:`parse_flags` keeps the class bits and the broker checks 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .commands.registry import Command
+
 KEYSPACE = 1 << 0  # K
 KEYEVENT = 1 << 1  # E
 GENERIC = 1 << 2  # g
@@ -57,3 +63,48 @@ def format_flags(flags: int) -> str:
         if flags & bit:
             out.append(letter)
     return "".join(out)
+
+
+# -- keymiss (m): Redis's lookupKeyRead announces every key it looks for and does not find --------
+
+#: Commands that never announce a miss although they read (their lookups pass LOOKUP_NONOTIFY).
+_SILENT_READERS = frozenset(("object", "memory"))
+#: Writes whose first key is a destination and whose other keys are read as sources.
+_SOURCES_AFTER_DESTINATION = frozenset((
+    "sunionstore", "sinterstore", "sdiffstore", "zunionstore", "zinterstore", "zdiffstore", "zrangestore",
+    "bitop", "geosearchstore", "georadius", "georadiusbymember",
+))
+#: Writes that read their first key before changing anything.
+_FIRST_KEY_READERS = frozenset((
+    "getdel", "getex", "getset", "copy", "xack", "xclaim", "xautoclaim", "sort", "bitfield",
+))
+#: Writes that read every key they name.
+_ALL_KEYS_READERS = frozenset(("pfmerge",))
+
+
+def key_miss_positions(cmd: Command, argv: list[bytes]) -> list[int]:
+    """Indexes of the keys ``argv`` looks up for reading, as Redis's commands do."""
+    parent = cmd.parent.name if cmd.parent is not None else cmd.name
+    if parent in _SILENT_READERS:
+        return []
+    name = cmd.name
+    if name in _SOURCES_AFTER_DESTINATION:
+        return cmd.key_positions(argv)[1:]
+    if name in _FIRST_KEY_READERS or (name == "set" and any(arg.upper() == b"GET" for arg in argv[3:])):
+        return cmd.key_positions(argv)[:1]
+    if name in _ALL_KEYS_READERS or "readonly" in cmd.flags:
+        return cmd.key_positions(argv)
+    return []
+
+
+def announce_key_misses(client: Client, cmd: Command, argv: list[bytes]) -> None:
+    """Publish ``keymiss`` for each key the command reads and will not find, before it runs.
+
+    Looking the key up first also expires it if it is due, so the ``expired`` event comes first,
+    as in Redis.
+    """
+    db = client.db
+    for position in key_miss_positions(cmd, argv):
+        key = argv[position]
+        if db.get(key) is None:
+            client.notify(KEY_MISS, b"keymiss", key)
