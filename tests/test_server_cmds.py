@@ -103,6 +103,22 @@ def test_config_rewrite_writes_the_startup_file(r, postroom_server, tmp_path):
         r.config_set("hz", 10)
 
 
+def test_config_rewrite_with_the_file_given_on_the_command_line(tmp_path):
+    path = tmp_path / "postroom.conf"
+    path.write_text("hz 12\nappendonly no\nsave \"\"\n")
+    server = PostroomProcess(tmp_path, None, "--config", str(path))
+    try:
+        client = RawClient(server.port)
+        assert client.call("CONFIG", "GET", "hz") == ("*", [("$", b"hz"), ("$", b"12")])
+        assert client.call("CONFIG", "SET", "hz", "31") == ("+", b"OK")
+        assert client.call("CONFIG", "REWRITE") == ("+", b"OK")
+        assert "hz 31" in path.read_text()
+        assert client.call("INFO", "server")[1].decode().count(f"config_file:{path}\r\n") == 1
+        client.close()
+    finally:
+        server.stop()
+
+
 def test_config_resetstat_resets_command_statistics(diff):
     diff.check("SET", "k", "v")
     diff.check("CONFIG", "RESETSTAT")
