@@ -57,16 +57,20 @@ NO_SHEBANG, WRITES, NO_WRITES = 0, 1, 2
 _STATE: WeakKeyDictionary[Broker, Scripting] = WeakKeyDictionary()
 
 
-_last: list[Any] = [None, None]  # (broker, state) of the latest lookup: one broker per process in practice
+#: (broker, state) of the latest lookup, replaced as one tuple so that threads never see a torn pair.
+_last: tuple[Any, Any] = (None, None)
 
 
 def scripting_of(broker: Broker) -> Scripting:
-    if _last[0] is broker:
-        return _last[1]
+    """The scripting state of ``broker``, created on first use."""
+    global _last
+    last = _last
+    if last[0] is broker:
+        return last[1]
     state = _STATE.get(broker)
     if state is None:
         state = _STATE[broker] = Scripting(broker)
-    _last[0], _last[1] = broker, state
+    _last = (broker, state)
     return state
 
 
