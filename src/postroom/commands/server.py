@@ -3,6 +3,7 @@ MONITOR and DEBUG SLEEP. INFO lives in :mod:`postroom.commands.info`."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -310,23 +311,29 @@ def memory_usage(client: Client, argv: list[bytes]) -> int | None:
     return sys.getsizeof(argv[2]) + estimate_size(value, samples)
 
 
-def estimate_size(value: Any, samples: int) -> int:
-    """Approximate bytes held by ``value``: its own size plus sampled elements."""
+def estimate_size(value: Any, samples: int, depth: int = 3) -> int:
+    """Approximate bytes held by ``value``: its own size plus sampled elements.
+
+    Value classes that are not themselves iterable (a sorted set's dict + ordered index, a
+    stream's nodes) are measured through the containers they hold, a few levels deep.
+    """
     size = sys.getsizeof(value)
-    if isinstance(value, (bytes, int, float)):
+    if isinstance(value, (bytes, str, int, float)) or depth == 0:
         return size
     try:
         items = value.items() if hasattr(value, "items") else iter(value)
         total = len(value)
     except TypeError:
-        return size
+        return size + sum(
+            estimate_size(part, samples, depth - 1) for part in gc.get_referents(value) if not isinstance(part, type)
+        )
     seen = 0
     element_bytes = 0
     for item in items:
         if samples and seen >= samples:
             break
         parts = item if isinstance(item, tuple) else (item,)
-        element_bytes += sum(sys.getsizeof(part) for part in parts)
+        element_bytes += sum(estimate_size(part, samples, depth - 1) for part in parts)
         seen += 1
     if seen:
         size += element_bytes * total // seen
