@@ -9,10 +9,13 @@ import time
 
 import pytest
 
+from postroom.broker import load_command_modules
 from postroom.commands.registry import COMMANDS
 
 from .support.resp import RawClient
 from .support.servers import PostroomProcess
+
+load_command_modules()
 
 SHARED_PARAMS = [
     "hz", "maxclients", "timeout", "tcp-keepalive", "databases", "maxmemory", "maxmemory-policy",
@@ -380,6 +383,9 @@ def test_memory_usage_of_collections_scales_with_size(r):
     if b"rpush" in COMMANDS:
         r.rpush("list", *range(1000))
         assert r.memory_usage("list") > r.memory_usage("small") * 10
+    if b"zadd" in COMMANDS:
+        r.zadd("zset", {f"member-{i}": i for i in range(1000)})
+        assert r.memory_usage("zset") > r.memory_usage("small") * 10
 
 
 def _monitor_line(line: bytes) -> bytes:
