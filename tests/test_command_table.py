@@ -36,6 +36,17 @@ def raw_pair(postroom_server, oracle_server):
     theirs.close()
 
 
+#: Modules whose commands declare their COMMAND INFO tips completely.
+TIPS_DECLARED_BY = {"postroom.commands.server", "postroom.commands.info", "postroom.commands.client_cmd",
+                    "postroom.commands.introspection"}
+
+
+def _record(name: str):
+    parent, _, sub = name.partition("|")
+    record = COMMANDS[parent.encode()]
+    return record.subcommands[sub.encode()] if sub else record
+
+
 def _summary(entry) -> dict:
     """The fields of a COMMAND INFO entry both servers must agree on."""
     kind, items = entry
@@ -57,6 +68,9 @@ def test_command_info_matches_redis(raw_pair, name):
         assert ours_entry[1] is not None
         pytest.skip(f"redis-server 7.0 has no {name}")
     assert _summary(ours_entry) == _summary(theirs_entry)
+    record = _record(name)
+    if record.tips or (record.handler is not None and record.handler.__module__ in TIPS_DECLARED_BY):
+        assert ours_entry[1][7] == theirs_entry[1][7]
 
 
 @pytest.mark.parametrize("name", _all_names())

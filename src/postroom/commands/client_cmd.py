@@ -145,6 +145,7 @@ def client_setinfo(client: Client, argv: list[bytes]) -> str:
 
 
 @command("client|info", arity=2, flags="noscript loading stale", group="connection",
+         tips="nondeterministic_output",
          summary="Returns information about the connection.", since="6.2.0")
 def client_info(client: Client, argv: list[bytes]) -> Verbatim:
     """CLIENT INFO"""
@@ -152,6 +153,7 @@ def client_info(client: Client, argv: list[bytes]) -> Verbatim:
 
 
 @command("client|list", arity=-2, flags="admin noscript loading stale", group="connection",
+         tips="nondeterministic_output",
          summary="Lists open connections.", since="2.4.0")
 def client_list(client: Client, argv: list[bytes]) -> Verbatim:
     """CLIENT LIST [TYPE <NORMAL | MASTER | REPLICA | PUBSUB>] [ID client-id [client-id ...]]"""

@@ -279,6 +279,7 @@ def render(broker: Broker, client: Client, sections: set[str]) -> bytes:
 
 
 @command("info", arity=-1, flags="loading stale", group="server", acl="dangerous",
+         tips="nondeterministic_output request_policy:all_shards response_policy:special",
          summary="Returns information and statistics about the server.")
 def info(client: Client, argv: list[bytes]) -> Verbatim:
     """INFO [section [section ...]]"""

@@ -104,7 +104,7 @@ def command_info(record: Command) -> list[Any]:
         record.last_key,
         record.key_step,
         OrderedSet([f"@{name}" for name in categories(record)]),
-        OrderedSet([]),
+        OrderedSet([tip.encode() for tip in record.tips]),
         OrderedSet(key_specs(record)),
         subcommands,
     ]
@@ -135,6 +135,7 @@ def _find(name: bytes) -> Command | None:
 
 
 @command("command", arity=-1, flags="loading stale", group="server", acl="connection",
+         tips="nondeterministic_output_order",
          summary="Returns detailed information about all commands.", since="2.8.13")
 def command_(client: Client, argv: list[bytes]) -> list[Any]:
     """COMMAND"""
@@ -149,6 +150,7 @@ def command_count(client: Client, argv: list[bytes]) -> int:
 
 
 @command("command|info", arity=-2, flags="loading stale", group="server", acl="connection",
+         tips="nondeterministic_output_order",
          summary="Returns information about one, multiple or all commands.", since="2.8.13")
 def command_info_(client: Client, argv: list[bytes]) -> list[Any]:
     """COMMAND INFO [command-name [command-name ...]]"""
@@ -158,6 +160,7 @@ def command_info_(client: Client, argv: list[bytes]) -> list[Any]:
 
 
 @command("command|docs", arity=-2, flags="loading stale", group="server", acl="connection",
+         tips="nondeterministic_output_order",
          summary="Returns documentary information about one, multiple or all commands.", since="7.0.0")
 def command_docs_(client: Client, argv: list[bytes]) -> dict[bytes, Any]:
     """COMMAND DOCS [command-name [command-name ...]]"""
@@ -172,6 +175,7 @@ def command_docs_(client: Client, argv: list[bytes]) -> dict[bytes, Any]:
 
 
 @command("command|list", arity=-2, flags="loading stale", group="server", acl="connection",
+         tips="nondeterministic_output_order",
          summary="Returns a list of command names.", since="7.0.0")
 def command_list(client: Client, argv: list[bytes]) -> list[bytes]:
     """COMMAND LIST [FILTERBY <MODULE module-name | ACLCAT category | PATTERN pattern>]"""

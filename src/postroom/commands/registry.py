@@ -59,6 +59,7 @@ class Command:
     summary: str = ""
     since: str = "1.0.0"
     complexity: str = ""
+    tips: tuple[str, ...] = ()  # COMMAND INFO's command tips ("nondeterministic_output", ...)
     subcommands: dict[bytes, Command] = field(default_factory=dict)
     parent: Command | None = None
     # Statistics (INFO commandstats): kept on the record to avoid a dict lookup per call.
@@ -177,11 +178,13 @@ def command(
     summary: str = "",
     since: str = "1.0.0",
     complexity: str = "",
+    tips: str = "",
 ) -> Callable[[Handler], Handler]:
     """Register the decorated function as the handler of ``name`` (``"parent|sub"`` for subcommands)."""
 
     def register(handler: Handler) -> Handler:
         record = _make(name, handler, arity, flags, keys, key_finder, group, acl, summary, since, complexity)
+        record.tips = tuple(tips.split())
         parent_name, _, sub = name.partition("|")
         if sub:
             parent = COMMANDS[parent_name.encode()]

@@ -53,6 +53,7 @@ def config_get(client: Client, argv: list[bytes]) -> dict:
 
 
 @command("config|set", arity=-4, flags="admin noscript loading stale", group="server",
+         tips="request_policy:all_nodes response_policy:all_succeeded",
          summary="Sets configuration parameters in-flight.", since="2.0.0")
 def config_set(client: Client, argv: list[bytes]) -> str:
     """CONFIG SET parameter value [parameter value ...]
@@ -135,6 +136,7 @@ def config_help(client: Client, argv: list[bytes]) -> list[str]:
 
 
 @command("time", arity=1, flags="loading stale fast", group="server",
+         tips="nondeterministic_output",
          summary="Returns the server time.", since="2.6.0")
 def time_(client: Client, argv: list[bytes]) -> list[bytes]:
     """TIME"""
@@ -149,6 +151,7 @@ def persistence_fields(client: Client) -> dict[str, Any]:
 
 
 @command("lastsave", arity=1, flags="loading stale fast", group="server", acl="admin dangerous",
+         tips="nondeterministic_output",
          summary="Returns the Unix timestamp of the last successful save to disk.")
 def lastsave(client: Client, argv: list[bytes]) -> int:
     """LASTSAVE"""
@@ -182,6 +185,7 @@ container("slowlog", group="server", summary="A container for slow log commands.
 
 
 @command("slowlog|get", arity=-2, flags="admin loading stale", group="server",
+         tips="request_policy:all_nodes nondeterministic_output",
          summary="Returns the slow log's entries.", since="2.2.12")
 def slowlog_get(client: Client, argv: list[bytes]) -> list[list[Any]]:
     """SLOWLOG GET [count]"""
@@ -200,6 +204,7 @@ def slowlog_get(client: Client, argv: list[bytes]) -> list[list[Any]]:
 
 
 @command("slowlog|len", arity=2, flags="admin loading stale", group="server",
+         tips="request_policy:all_nodes response_policy:agg_sum nondeterministic_output",
          summary="Returns the number of entries in the slow log.", since="2.2.12")
 def slowlog_len(client: Client, argv: list[bytes]) -> int:
     """SLOWLOG LEN"""
@@ -207,6 +212,7 @@ def slowlog_len(client: Client, argv: list[bytes]) -> int:
 
 
 @command("slowlog|reset", arity=2, flags="admin loading stale", group="server",
+         tips="request_policy:all_nodes response_policy:all_succeeded",
          summary="Clears all entries from the slow log.", since="2.2.12")
 def slowlog_reset(client: Client, argv: list[bytes]) -> str:
     """SLOWLOG RESET"""
@@ -237,6 +243,7 @@ container("latency", group="server", summary="A container for latency diagnostic
 
 
 @command("latency|latest", arity=2, flags="admin noscript loading stale", group="server",
+         tips="nondeterministic_output request_policy:all_nodes response_policy:special",
          summary="Returns the latest latency samples for all events.", since="2.8.13")
 def latency_latest(client: Client, argv: list[bytes]) -> list[list[Any]]:
     """LATENCY LATEST"""
@@ -247,6 +254,7 @@ def latency_latest(client: Client, argv: list[bytes]) -> list[list[Any]]:
 
 
 @command("latency|history", arity=3, flags="admin noscript loading stale", group="server",
+         tips="nondeterministic_output request_policy:all_nodes response_policy:special",
          summary="Returns timestamp-latency samples for an event.", since="2.8.13")
 def latency_history(client: Client, argv: list[bytes]) -> list[list[int]]:
     """LATENCY HISTORY event"""
@@ -255,6 +263,7 @@ def latency_history(client: Client, argv: list[bytes]) -> list[list[int]]:
 
 
 @command("latency|reset", arity=-2, flags="admin noscript loading stale", group="server",
+         tips="request_policy:all_nodes response_policy:all_succeeded",
          summary="Resets the latency data for one or more events.", since="2.8.13")
 def latency_reset(client: Client, argv: list[bytes]) -> int:
     """LATENCY RESET [event [event ...]]"""
