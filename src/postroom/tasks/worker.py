@@ -121,6 +121,9 @@ class Worker:
         self._local = threading.local()
         self._aio_loop: asyncio.AbstractEventLoop | None = None
         self._aio_slots = threading.Semaphore(concurrency)
+        self._first_reads = threading.Semaphore(0)
+        self._started = threading.Event()
+        self._start_lock = threading.Lock()
         self._consumers: list[Any] = []
         self.processed = 0
 
@@ -233,6 +236,7 @@ class Worker:
         self._readers.append(reader)
         streams = {s: ">" for s in k.streams}
         next_reclaim = 0.0
+        first_done = False
         while not self._stop.is_set():
             room = self._wait_room()
             if self._stop.is_set():
@@ -243,8 +247,12 @@ class Worker:
                     room -= self._reclaim(qi, k, room)
                     if room <= 0:
                         continue
+                # The first read does not block: executors wait for every queue's
+                # first read, so a worker starting on a backlog begins with the most
+                # important queue, not with whichever fetcher happened to answer first.
+                block = self.block_ms if first_done else None
                 resp = reader.call(
-                    lambda c, n=room: c.xreadgroup(GROUP, self.id, streams, count=n, block=self.block_ms)
+                    lambda c, n=room, b=block: c.xreadgroup(GROUP, self.id, streams, count=n, block=b)
                 )
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
@@ -259,6 +267,9 @@ class Worker:
                 items = resp.items() if isinstance(resp, dict) else resp
                 for stream, entries in items:
                     self._accept(qi, k, stream.decode(), entries, reclaimed=False)
+            if not first_done:
+                first_done = True
+                self._first_reads.release()
         reader.close()
 
     def _accept(self, qi: int, k: QueueKeys, stream: str, entries: list[Any], reclaimed: bool) -> int:
@@ -331,7 +342,19 @@ class Worker:
 
     # -- executing ------------------------------------------------------------
 
+    def _wait_first_reads(self) -> None:
+        """Block until every fetcher made its first read (or a few seconds passed)."""
+        with self._start_lock:
+            if self._started.is_set():
+                return
+            deadline = time.monotonic() + 5.0
+            for _ in self.keys:
+                if not self._first_reads.acquire(timeout=max(deadline - time.monotonic(), 0)):
+                    break
+            self._started.set()
+
     def _exec_loop(self) -> None:
+        self._wait_first_reads()
         while True:
             msg = self._dispatch.get()[3]
             if msg is None:
@@ -417,6 +440,7 @@ class Worker:
     # asyncio pool: a feeder thread hands jobs to one event loop.
 
     def _aio_feed_loop(self) -> None:
+        self._wait_first_reads()
         loop = asyncio.new_event_loop()
         self._aio_loop = loop
         threading.Thread(target=loop.run_forever, name="postroom-aio-loop", daemon=True).start()
