@@ -3,10 +3,13 @@ plain commands and by MULTI/EXEC, timeouts, disconnects, CLIENT UNBLOCK, and pro
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from .support.resp import RawClient
 
@@ -260,3 +263,100 @@ def test_killed_waiter_takes_nothing(scene):
     scene.blocked(0)
     for client in killed.clients:
         assert client.read_closed()
+
+
+# -- generated scenarios ---------------------------------------------------------------------
+
+WAIT_KEYS = st.sampled_from(["a", "b"])
+SIDES = st.sampled_from(["LEFT", "RIGHT"])
+
+
+@st.composite
+def waiter_command(draw) -> tuple[str, ...]:
+    kind = draw(st.sampled_from(["BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP"]))
+    if kind in ("BLPOP", "BRPOP"):
+        return (kind, *draw(st.lists(WAIT_KEYS, min_size=1, max_size=2, unique=True)), "0")
+    if kind == "BLMOVE":
+        return (kind, draw(WAIT_KEYS), draw(st.sampled_from(["a", "b", "c"])), draw(SIDES), draw(SIDES), "0")
+    if kind == "BRPOPLPUSH":
+        return (kind, draw(WAIT_KEYS), draw(st.sampled_from(["a", "b", "c"])), "0")
+    keys = draw(st.lists(WAIT_KEYS, min_size=1, max_size=2, unique=True))
+    return (kind, "0", str(len(keys)), *keys, draw(SIDES), "COUNT", str(draw(st.integers(1, 3))))
+
+
+@st.composite
+def write_batch(draw) -> list[tuple[str, ...]]:
+    def push() -> tuple[str, ...]:
+        return (draw(st.sampled_from(["RPUSH", "LPUSH"])), draw(WAIT_KEYS),
+                *draw(st.lists(st.sampled_from(["1", "2", "3", "4"]), min_size=1, max_size=3)))
+
+    shape = draw(st.sampled_from(["push", "push", "multi", "wrongtype"]))
+    if shape == "push":
+        return [push()]
+    if shape == "multi":
+        return [("MULTI",), push(), push(), *([("LPOP", draw(WAIT_KEYS))] if draw(st.booleans()) else []), ("EXEC",)]
+    key = draw(WAIT_KEYS)
+    return [("MULTI",), ("DEL", key), ("SET", key, "string"), ("EXEC",), ("DEL", key)]
+
+
+def _ready(pairs: list[Pair], count: int) -> list[Pair]:
+    """The ``count`` pairs whose replies have arrived on both servers (the servers already decided)."""
+    found: list[Pair] = []
+    deadline = time.monotonic() + 5
+    while len(found) < count:
+        pending = [pair for pair in pairs if pair not in found]
+        ready = [pair for pair in pending
+                 if all(client.buf or select.select([client.sock], [], [], 0)[0] for client in pair.clients)]
+        found.extend(ready)
+        assert time.monotonic() < deadline, "served clients never received their replies"
+        if len(found) < count:
+            time.sleep(0.002)
+    return found
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(waiters=st.lists(waiter_command(), min_size=1, max_size=4), batches=st.lists(write_batch(), min_size=1,
+                                                                                   max_size=4))
+def test_generated_scenarios(scene, waiters, batches):
+    """Random waiters, then random writes: every reply, in every order, and the final lists match Redis."""
+    scene.admin.call("FLUSHALL")
+    start = len(scene.pairs)
+    parked = park_from(scene, waiters)
+    pending = list(parked)
+    for batch in batches:
+        for command in batch:
+            scene.admin.call(*command)
+        still = _blocked_count(scene)
+        for pair in _ready(pending, len(pending) - still):
+            pair.read()
+            pending.remove(pair)
+    for pair in pending:
+        for client, client_id in zip(scene.admin.clients, pair.id, strict=True):
+            client.call("CLIENT", "UNBLOCK", client_id)
+        pair.read()
+    for key in ("a", "b", "c"):
+        scene.admin.call("LRANGE", key, "0", "-1")
+    for pair in scene.pairs[start:]:
+        pair.close()
+    del scene.pairs[start:]
+
+
+def park_from(scene: Scene, commands: list[tuple]) -> list[Pair]:
+    """Like :func:`park`, counting clients already blocked."""
+    base = _blocked_count(scene)
+    waiters = []
+    for i, command in enumerate(commands, 1):
+        pair = scene.pair()
+        pair.send(*command)
+        scene.blocked(base + i)
+        waiters.append(pair)
+    return waiters
+
+
+def _blocked_count(scene: Scene) -> int:
+    counts = []
+    for client in scene.admin.clients:
+        info = client.call("INFO", "clients")[1]
+        counts.append(int(info.split(b"blocked_clients:")[1].split(b"\r\n")[0]))
+    assert counts[0] == counts[1], f"blocked clients: postroom {counts[0]} != redis {counts[1]}"
+    return counts[0]

@@ -253,3 +253,14 @@ def test_spop_propagates_as_srem(postroom_server):
 def test_replies_inside_multi_are_snapshots(diff):
     diff.check("SADD", "s", "1", "2")
     diff.check_all([("MULTI",), ("SMEMBERS", "s"), ("SADD", "s", "3"), ("SREM", "s", "1"), ("SMEMBERS", "s"), ("EXEC",)])
+
+
+def test_random_picks_cover_every_member(r):
+    r.sadd("s", "a", "b", "c", "1")
+    seen = {}
+    for _ in range(400):
+        member = r.srandmember("s")
+        seen[member] = seen.get(member, 0) + 1
+    assert set(seen) == {b"a", b"b", b"c", b"1"} and min(seen.values()) > 50
+    popped = {r.spop("s") for _ in range(4)}
+    assert popped == {b"a", b"b", b"c", b"1"} and r.exists("s") == 0

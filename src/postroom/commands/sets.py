@@ -7,6 +7,7 @@ it popped (DEL when it popped them all, as Redis 7.0 does) and replicas and the 
 from __future__ import annotations
 
 import random
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .. import notifications as ev
@@ -26,7 +27,7 @@ TOO_MANY_KEYS = ReplyError("ERR Number of keys can't be greater than number of a
 LIMIT_NEGATIVE = ReplyError("ERR LIMIT can't be negative")
 COUNT_RANGE = ReplyError(f"ERR value is out of range, value must between {-LLONG_MAX} and {LLONG_MAX}")
 EMPTY: frozenset[bytes] = frozenset()
-RANDOM_PICK_LIMIT = 4096
+RANDOM_PICK_LIMIT = 65536
 
 
 def _max_intset(client: Client) -> int:
@@ -148,13 +149,13 @@ def spop(client: Client, argv: list[bytes]) -> Any:
 
 
 def _random_member(value: SetValue) -> bytes:
-    """A uniformly random member of a small set; an arbitrary one of a large set.
+    """A uniformly random member of a set of up to :data:`RANDOM_PICK_LIMIT`; an arbitrary one beyond.
 
-    Python sets have no random access, so a uniform pick costs a copy: worth it up to
-    :data:`RANDOM_PICK_LIMIT` members, beyond which we take the hash table's next slot in O(1).
+    Python sets have no random access: a uniform pick walks to a random position, O(n) at C speed,
+    worth it up to the limit; beyond it we take the hash table's next slot in O(1).
     """
     if len(value) <= RANDOM_PICK_LIMIT:
-        return random.choice(tuple(set.__iter__(value)))
+        return next(islice(set.__iter__(value), random.randrange(len(value)), None))
     member = value.pop()
     value.add(member)
     return member
