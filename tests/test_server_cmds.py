@@ -347,15 +347,15 @@ def test_latency_monitor_records_events(r):
     try:
         r.config_set("latency-monitor-threshold", 10)
         r.execute_command("DEBUG", "SLEEP", "0.02")
-        latest = r.execute_command("LATENCY", "LATEST")
-        assert len(latest) == 1
-        event, timestamp, last_ms, max_ms = latest[0]
-        assert event in (b"command", "command") and last_ms >= 10 and max_ms >= last_ms
+        latest = {event if isinstance(event, str) else event.decode(): rest
+                  for event, *rest in r.execute_command("LATENCY", "LATEST")}
+        timestamp, last_ms, max_ms = latest["command"]
+        assert last_ms >= 10 and max_ms >= last_ms
         assert abs(timestamp - time.time()) < 5
         history = r.execute_command("LATENCY", "HISTORY", "command")
-        assert len(history) == 1 and history[0][1] == last_ms
+        assert history and history[-1][1] == last_ms  # a preempted command may add an earlier sample
         assert r.execute_command("LATENCY", "RESET", "command") == 1
-        assert r.execute_command("LATENCY", "LATEST") == []
+        assert r.execute_command("LATENCY", "HISTORY", "command") == []
     finally:
         r.config_set("latency-monitor-threshold", 0)
 
