@@ -64,6 +64,19 @@ def test_busy_then_script_kill(server):
         client.close()
 
 
+def test_pipeline_during_busy(server):
+    watcher = RawClient(server.port)
+    runner = start_busy(server.port, "EVAL", LOOP, 0)
+    wait_busy(watcher)
+    replies = watcher.pipeline([("SCRIPT", "KILL"), ("PING",), ("ECHO", "x")])
+    busy = ("-", b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.")
+    assert replies == [("+", b"OK"), busy, busy]  # the script dies only once the hook runs again
+    assert runner.read()[1].startswith(b"ERR Script killed")
+    assert watcher.call("PING") == ("+", b"PONG")
+    watcher.close()
+    runner.close()
+
+
 def test_transaction_during_busy_is_aborted(server):
     watcher = RawClient(server.port)
     runner = start_busy(server.port, "EVAL", LOOP, 0)

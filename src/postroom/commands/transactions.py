@@ -67,7 +67,8 @@ def exec_(client: Client, argv: list[bytes]) -> Any:
         _discard(client)
         return NULL_ARRAY
     client.multi = None
-    client.broker.unwatch_all(client)
+    if client.watched:
+        client.broker.unwatch_all(client)
     call = client.broker.call
     replies: list[Any] = []
     client.in_exec = True
