@@ -194,3 +194,19 @@ def test_blocked_reader_served_after_waking_write_propagation(postroom_server):
     claims = [argv for argv in flat if argv[0] == b"XCLAIM"]
     assert claims and claims[0][:6] == [b"XCLAIM", b"s", b"g", b"c", b"0", entry_id]
     assert [b"XGROUP", b"SETID", b"s", b"g", entry_id, b"ENTRIESREAD", b"1"] in flat
+
+
+def test_xread_plus_blocks_then_serves_the_first_new_entry(postroom_server):
+    """XREAD ``+`` (Redis 7.4) on a missing stream waits like ``$`` and gets the entry that woke it."""
+    admin = RawClient(postroom_server.port)
+    waiter = RawClient(postroom_server.port)
+    try:
+        admin.call("FLUSHALL")
+        waiter.send("XREAD", "BLOCK", "0", "STREAMS", "s", "+")
+        wait_blocked(admin, 1)
+        admin.call("XADD", "s", "5-1", "a", "1")
+        assert waiter.read() == ("*", [("*", [("$", b"s"), ("*", [("*", [("$", b"5-1"), ("*", [
+            ("$", b"a"), ("$", b"1")])])])])])
+    finally:
+        admin.close()
+        waiter.close()

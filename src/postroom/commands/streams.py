@@ -858,7 +858,7 @@ def xread(client: Client, argv: list[bytes]) -> Any:
             )
         elif arg == b"+":
             after.append(0)
-            resolved.append(b"$" if stream is None else format_id(stream.last_id))
+            resolved.append(format_id(stream.last_id if stream is not None else 0))
             last_entry.append(True)
         else:
             after.append(parse_id(arg, strict=True))
