@@ -88,9 +88,6 @@ def test_bad_peer_is_answered_and_closed_while_others_carry_on(postroom_server, 
         neighbour.close()
 
 
-@pytest.mark.xfail(strict=True, reason="hiredis allocates a multibulk's whole array when it reads the header; "
-                   "freeing 10^8 slots (when the cyclic GC collects the connection) stalls the event loop "
-                   "for ~1.7 s, ~20 s for a count of 2^31-1")
 def test_huge_multibulk_count_does_not_stall_the_server():
     server = PostroomThread()
     try:
@@ -106,8 +103,6 @@ def test_huge_multibulk_count_does_not_stall_the_server():
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="Redis drops connections that send POST or Host: (cross-protocol "
-                   "scripting) without a reply; postroom answers 'unknown command'")
 def test_http_requests_are_dropped_like_redis(postroom_server, oracle_server):
     request = b"POST / HTTP/1.1\r\nHost: localhost\r\n\r\n"
     replies = []

@@ -138,7 +138,6 @@ def test_protocol_errors_match_redis(postroom_server, oracle_server, data):
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="reader accepts '$-0' as a bulk length of 0 (Redis's string2ll rejects -0)")
 def test_negative_zero_bulk_length_matches_redis(postroom_server, oracle_server):
     ours, theirs = both((postroom_server.port, oracle_server.port), b"*1\r\n$-0\r\n")
     assert ours == theirs

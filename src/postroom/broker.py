@@ -182,6 +182,12 @@ class Broker:
         cmd = COMMANDS.get(name)
         try:
             if cmd is None:
+                if name in (b"post", b"host:"):
+                    # An HTTP request sent to the broker (cross-protocol scripting): drop it unanswered.
+                    log.warning("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or "
+                                "Host: commands to the broker. Connection from %s aborted.", client.addr)
+                    client.close_after_reply = True
+                    return None
                 raise self._unknown_command(argv)
             if len(self._lookup) < 4096 and self.deny_writes is None:
                 self._lookup[argv[0]] = cmd  # cache the spelling clients use (GET, get, Get)

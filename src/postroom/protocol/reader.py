@@ -22,11 +22,15 @@ server allocate much.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 
 import hiredis
 
 INLINE_MAX_SIZE = 64 * 1024
+#: Requests declaring this many arguments or more are parsed in Python, never by hiredis.
+HIREDIS_MAX_COUNT = 1_000_000
+_HUGE_COUNT = re.compile(rb"\*[0-9]{7}")
 MULTIBULK_MAX_COUNT = 2**31 - 1
 UNAUTHENTICATED_MAX_ARGS = 10
 UNAUTHENTICATED_MAX_BULK = 16384
@@ -151,8 +155,8 @@ class _Scanner:
         if not text or len(text) > 20:
             raise ProtocolError(error)
         body = text[1:] if text[:1] == b"-" else text
-        if not body.isdigit() or (len(body) > 1 and body[:1] == b"0"):
-            raise ProtocolError(error)
+        if not body.isdigit() or (body[:1] == b"0" and (len(body) > 1 or body is not text)):
+            raise ProtocolError(error)  # "-0" is rejected too
         return int(text)
 
 
@@ -182,6 +186,7 @@ class RequestReader:
         self._partial_bytes = 0
         self._slow: _Scanner | None = None  # request being parsed by the Python scanner
         self._last: list[bytes] | None = None  # the last request hiredis returned from the segment
+        self._python_bytes = 0  # input that must be parsed by the scanner (holds a huge count)
 
     def feed(self, data: bytes) -> None:
         """Queue bytes received from the peer."""
@@ -240,6 +245,16 @@ class RequestReader:
             elif self._partial is not None:
                 self._continue_partial(data)
             elif data[0] != 0x2A:  # not '*': an inline command
+                self._slow = _Scanner(self, collect=True)
+                request = self._continue_slow(data)
+                if request is not None:
+                    return request
+            elif self._python_bytes > 0 or _HUGE_COUNT.search(data) is not None:
+                # hiredis preallocates a list as long as the declared count: a 14-byte
+                # "*2147483647" would cost gigabytes. Such requests are parsed in Python, which
+                # grows the argument list as arguments actually arrive (Redis caps at 1024).
+                if self._python_bytes <= 0:
+                    self._python_bytes = len(data)
                 self._slow = _Scanner(self, collect=True)
                 request = self._continue_slow(data)
                 if request is not None:
@@ -317,7 +332,17 @@ class RequestReader:
     def _continue_partial(self, data: bytes) -> None:
         scanner = self._partial
         assert scanner is not None
+        held = bytes(scanner.line) if scanner.count < 0 else None  # a count line cut by the read
         end = scanner.advance(data, 0)
+        if held is not None and scanner.count >= HIREDIS_MAX_COUNT:
+            # The count completed in this read and is huge: hiredis holds only its first digits,
+            # so start this request over in Python (see next_request).
+            self._partial = None
+            self._partial_bytes = 0
+            self._hiredis = hiredis.Reader()
+            self._requeue(held + data)
+            self._python_bytes = len(held) + len(data)
+            return
         if end < 0:
             self._hiredis.feed(data)
             self._partial_bytes += len(data)
@@ -336,6 +361,7 @@ class RequestReader:
         scanner = self._slow
         assert scanner is not None
         end = scanner.advance(data, 0)
+        self._python_bytes -= len(data) if end < 0 else end
         if end < 0:
             return None
         self._slow = None
