@@ -256,3 +256,31 @@ def test_xnack_release_and_reclaim(raw):
     assert raw.call("XNACK", "s", "g", "FAIL", "IDS", "1", "77-0", "FORCE") == (":", b"0")  # not in the stream
     assert raw.call("XNACK", "s", "g", "MAYBE", "IDS", "1", "3-0") == ("-", b"ERR syntax error")
     assert raw.call("XNACK", "s", "nog", "FAIL", "IDS", "1", "3-0")[1].startswith(b"NOGROUP")
+
+
+# -- MAXCOUNT (8.10) ---------------------------------------------------------------------------
+
+def _served(reply) -> dict[bytes, list[bytes]]:
+    """Stream name -> entry IDs of an XREAD/XREADGROUP reply, RESP2 or RESP3."""
+    if reply[0] == "%":
+        pairs = zip(reply[1][::2], reply[1][1::2], strict=True)
+    else:
+        pairs = ((item[1][0], item[1][1]) for item in reply[1])
+    return {key[1]: [entry[1][0][1] for entry in entries[1]] for key, entries in pairs}
+
+
+def test_maxcount_bounds_the_whole_reply(raw):
+    for key in ("a", "b", "c"):
+        for i in range(1, 6):
+            raw.call("XADD", key, f"{i}-0", "f", "v")
+    reply = raw.call("XREAD", "COUNT", "2", "MAXCOUNT", "3", "STREAMS", "a", "b", "c", "0", "0", "0")
+    assert _served(reply) == {b"a": [b"1-0", b"2-0"], b"b": [b"1-0"]}  # COUNT per stream, MAXCOUNT in all
+    assert _served(raw.call("XREAD", "MAXCOUNT", "7", "STREAMS", "a", "b", "4-0", "0")) == {
+        b"a": [b"5-0"], b"b": [b"1-0", b"2-0", b"3-0", b"4-0", b"5-0"]}
+    raw.call("XGROUP", "CREATE", "a", "g", "0")
+    raw.call("XGROUP", "CREATE", "b", "g", "0")
+    reply = raw.call("XREADGROUP", "GROUP", "g", "c", "MAXCOUNT", "6", "STREAMS", "a", "b", ">", ">")
+    assert _served(reply) == {b"a": [b"1-0", b"2-0", b"3-0", b"4-0", b"5-0"], b"b": [b"1-0"]}
+    assert pending_count(raw, "a") == 5 and pending_count(raw, "b") == 1
+    assert raw.call("XREAD", "MAXCOUNT", "0", "STREAMS", "a", "0")[0] == "-"
+    assert raw.call("XREAD", "MAXCOUNT", "x", "STREAMS", "a", "0")[0] == "-"

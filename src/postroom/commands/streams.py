@@ -729,7 +729,8 @@ def _streams_keys(argv: list[bytes]) -> list[int]:
 class ReadArgs:
     """Parsed XREAD/XREADGROUP options."""
 
-    __slots__ = ("timeout", "count", "count_given", "noack", "group", "consumer", "streams_at", "nstreams", "claim")
+    __slots__ = ("timeout", "count", "count_given", "noack", "group", "consumer", "streams_at", "nstreams", "claim",
+                 "maxcount")
 
     def __init__(self) -> None:
         self.timeout = -1
@@ -741,6 +742,7 @@ class ReadArgs:
         self.streams_at = 0
         self.nstreams = 0
         self.claim: int | None = None  # XREADGROUP CLAIM min-idle-time (Redis 8.4)
+        self.maxcount = 0  # MAXCOUNT (Redis 8.10): entries in the whole reply; 0 is no limit
 
 
 def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
@@ -770,6 +772,11 @@ def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
             args.group = argv[i + 1]
             args.consumer = argv[i + 2]
             i += 2
+        elif opt == b"maxcount" and more:
+            i += 1
+            args.maxcount = parse_int(argv[i])
+            if args.maxcount <= 0:
+                raise ReplyError("ERR MAXCOUNT must be a positive integer")
         elif opt == b"claim" and more:
             if not xreadgroup:
                 raise ReplyError("ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead.")
@@ -789,6 +796,30 @@ def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
     if xreadgroup and args.group is None:
         raise ReplyError("ERR Missing GROUP option for XREADGROUP")
     return args
+
+
+class Budget:
+    """MAXCOUNT (Redis 8.10): entries left for the whole reply, across streams; COUNT stays per stream."""
+
+    __slots__ = ("count", "left")
+
+    def __init__(self, args: ReadArgs) -> None:
+        self.count = args.count
+        self.left = args.maxcount or None
+
+    @property
+    def spent(self) -> bool:
+        return self.left == 0
+
+    def limit(self) -> int:
+        """The COUNT for the next stream (0: unlimited)."""
+        if self.left is None:
+            return self.count
+        return min(self.count, self.left) if self.count else self.left
+
+    def take(self, served: int) -> None:
+        if self.left is not None:
+            self.left -= served
 
 
 def _parse_block_ms(arg: bytes) -> int:
@@ -835,7 +866,7 @@ def _stream_map(client: Client, served: list[tuple[bytes, Any]]) -> Any:
          summary="Returns messages from multiple streams with IDs greater than the ones requested. "
                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xread(client: Client, argv: list[bytes]) -> Any:
-    """XREAD [COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"""
+    """XREAD [COUNT count] [MAXCOUNT maxcount] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"""
     args = parse_read_args(argv, xreadgroup=False)
     db = client.db
     # A woken reader whose key changed type keeps waiting, as in Redis.
@@ -865,21 +896,24 @@ def xread(client: Client, argv: list[bytes]) -> Any:
             resolved.append(arg)
             last_entry.append(False)
     served = []
+    budget = Budget(args)
     for i in range(args.nstreams):
         key = argv[first_key + i]
         stream = lookup(db, key)
-        if stream is None or not stream.length:
+        if stream is None or not stream.length or budget.spent:
             continue
         if last_entry[i]:
             entries = stream.range(0, MAX_ID, 1, reverse=True)
         elif stream.last_id > after[i] and after[i] < MAX_ID:
-            ids, reply = read_range(client, stream, after[i] + 1, args.count)
+            ids, reply = read_range(client, stream, after[i] + 1, budget.limit())
+            budget.take(len(ids))
             if ids:
                 served.append((key, reply))
             continue
         else:
             continue
         if entries:
+            budget.take(len(entries))
             served.append((key, entries_reply(entries)))
     if served:
         return _stream_map(client, served)
@@ -889,7 +923,7 @@ def xread(client: Client, argv: list[bytes]) -> Any:
 
 
 def _claim_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[Group], after: list[int | None],
-                propagate: list[list[bytes]] | None) -> list[list[Any]]:
+                propagate: list[list[bytes]] | None, limit: int) -> list[list[Any]]:
     """XREADGROUP CLAIM: per stream, the pending entries idle for at least min-idle-time, claimed
     for the reader, longest idle first across all streams, within COUNT. Each is replied as
     ``[id, fields, idle, deliveries so far]``."""
@@ -903,8 +937,8 @@ def _claim_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[
             if now - nack.delivery_time >= args.claim and stream_id in stream:  # type: ignore[operator]
                 candidates.append((nack.delivery_time, i, stream_id, nack))
     candidates.sort(key=lambda c: (c[0], c[1], c[2]))
-    if args.count:
-        candidates = candidates[: args.count]
+    if limit:
+        candidates = candidates[:limit]
     claimed: list[list[Any]] = [[] for _ in groups]
     for _time, i, stream_id, nack in candidates:
         key = argv[args.streams_at + i]
@@ -919,10 +953,12 @@ def _claim_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[
 
 
 def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consumer: Consumer,
-                 args: ReadArgs, propagate: list[list[bytes]] | None, structured: bool = False) -> Any:
-    """Serve ``>``: entries after the group's last ID, each added to the PELs unless NOACK."""
+                 args: ReadArgs, propagate: list[list[bytes]] | None, structured: bool = False) -> tuple[int, Any]:
+    """Serve ``>``: entries after the group's last ID, each added to the PELs unless NOACK.
+
+    Returns how many were delivered and the reply for them."""
     if group.last_id == MAX_ID:
-        return []
+        return 0, []
     if structured:
         entries = stream.range(group.last_id + 1, MAX_ID, args.count)
         ids = [stream_id for stream_id, _values in entries]
@@ -930,7 +966,7 @@ def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consu
     else:
         ids, reply = read_range(client, stream, group.last_id + 1, args.count)
     if not ids:
-        return []
+        return 0, []
     now = client.broker.now_ms
     if stream.max_deleted_id or group.entries_read == INVALID_ENTRIES_READ:
         for stream_id in ids:
@@ -960,7 +996,7 @@ def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consu
         consumer.active_time = now
     if propagate is not None:
         propagate.append(_setid_argv(key, group))
-    return reply
+    return len(ids), reply
 
 
 def _deliver_history(client: Client, stream: Stream, group: Group, consumer: Consumer, after: int,
@@ -1012,7 +1048,7 @@ def _get_consumer(client: Client, key: bytes, group: Group, name: bytes,
          summary="Returns new or historical messages from a stream for a consumer in a group. "
                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(client: Client, argv: list[bytes]) -> Any:
-    """XREADGROUP GROUP group consumer [COUNT count] [BLOCK milliseconds] [CLAIM min-idle-time] [NOACK] STREAMS key [key ...] id [id ...]"""
+    """XREADGROUP GROUP group consumer [COUNT count] [MAXCOUNT maxcount] [BLOCK milliseconds] [CLAIM min-idle-time] [NOACK] STREAMS key [key ...] id [id ...]"""
     args = parse_read_args(argv, xreadgroup=True)
     db = client.db
     retried = client.waiter is not None
@@ -1047,28 +1083,32 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
     propagate: list[list[bytes]] | None = [] if client.broker.propagation_sinks else None
     served = []
     now = client.broker.now_ms
-    claimed = budget = None
+    claimed = None
+    budget = Budget(args)
     if args.claim is not None:
-        claimed = _claim_idle(client, argv, args, groups, after, propagate)
-        if args.count:
-            budget = args.count - sum(map(len, claimed))  # new entries fill what COUNT leaves
+        # COUNT bounds claimed and new entries together, across streams (and so does MAXCOUNT).
+        total = min(n for n in (args.count, args.maxcount, LLONG_MAX) if n)
+        budget.count, budget.left = 0, (None if total == LLONG_MAX else total)
+        claimed = _claim_idle(client, argv, args, groups, after, propagate, budget.limit())
+        budget.take(sum(map(len, claimed)))
     for i in range(args.nstreams):
         key = argv[first_key + i]
         stream = db.data[key]
         group = groups[i]
         start = after[i]
+        args.count = budget.limit()
         if claimed is not None and start is None:
             consumer = _get_consumer(client, key, group, args.consumer, propagate)
             consumer.seen_time = now
-            fresh = []
-            if budget is None or budget > 0:
-                args.count = budget or 0
-                fresh = _deliver_new(client, key, stream, group, consumer, args, propagate, structured=True)
-                if budget is not None:
-                    budget -= len(fresh)
+            fresh: list[Any] = []
+            if not budget.spent:
+                fresh = _deliver_new(client, key, stream, group, consumer, args, propagate, structured=True)[1]
+                budget.take(len(fresh))
             entries = claimed[i] + [[entry_id, values, 0, 0] for entry_id, values in fresh]
             if entries:
                 served.append((key, entries))
+            continue
+        if budget.spent:
             continue
         if start is None and not (stream.length and stream.last_id > group.last_id):
             idle = group.consumers.get(args.consumer)
@@ -1078,10 +1118,12 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
         consumer = _get_consumer(client, key, group, args.consumer, propagate)
         consumer.seen_time = now
         if start is None:
-            served.append((key, _deliver_new(client, key, stream, group, consumer, args, propagate)))
+            delivered, reply = _deliver_new(client, key, stream, group, consumer, args, propagate)
         else:
-            served.append((key, _deliver_history(client, stream, group, consumer, start, args.count, key,
-                                                 propagate)))
+            reply = _deliver_history(client, stream, group, consumer, start, args.count, key, propagate)
+            delivered = len(reply)
+        budget.take(delivered)
+        served.append((key, reply))
     if served:
         client.broker.dirty += 1
         client.propagate_as(*(propagate or []))
