@@ -9,7 +9,9 @@ Two measurements, each on both servers:
 
 Subscribers run in their own process on a uvloop event loop and only count bytes (every message
 has the same size), so the client side stays cheap next to the server. Each measurement is
-repeated ``--rounds`` times, alternating servers, and the best round is kept.
+repeated ``--rounds`` times, alternating servers, and the best round is kept. Next to the
+wall-clock rates, the same work per CPU-second of the server process is printed: on a shared,
+busy machine it says how much each server costs per operation, which wall-clock rates hide.
 
     python bench/pubsub_bench.py [--messages 20000] [--subscribers 50] [--size 64] [--requests 200000]
 """
@@ -79,12 +81,12 @@ def start_servers(workdir: str) -> dict[str, tuple[subprocess.Popen, int]]:
 # -- PUBLISH with redis-benchmark ------------------------------------------------------------
 
 
-def publish_rate(port: int, requests: int) -> float:
+def publish_rate(port: int, requests: int) -> tuple[float, int]:
     out = subprocess.run(
         ["redis-benchmark", "-p", str(port), "-c", "50", "-P", "1", "-n", str(requests), "--csv",
          "PUBLISH", CHANNEL.decode(), "hello"], capture_output=True, text=True, check=True).stdout
     last = [line for line in out.splitlines() if line.startswith('"')][-1]
-    return float(last.split(",")[1].strip('"'))
+    return float(last.split(",")[1].strip('"')), requests
 
 
 # -- fan-out ---------------------------------------------------------------------------------
@@ -136,7 +138,7 @@ async def _subscribers(port: int, pattern: bool, count: int, frame_size: int, me
     result.put(max(await asyncio.gather(*finished)))
 
 
-def fanout_rate(port: int, pattern: bool, subscribers: int, messages: int, size: int) -> float:
+def fanout_rate(port: int, pattern: bool, subscribers: int, messages: int, size: int) -> tuple[float, int]:
     payload = b"m" * size
     if pattern:
         frame = b"*4\r\n" + bulk(b"pmessage") + bulk(PATTERN) + bulk(CHANNEL) + bulk(payload)
@@ -160,7 +162,8 @@ def fanout_rate(port: int, pattern: bool, subscribers: int, messages: int, size:
     finish = result.get(timeout=300)
     process.join(30)
     publisher.close()
-    return messages // batch * batch * subscribers / (finish - start)
+    delivered = messages // batch * batch * subscribers
+    return delivered / (finish - start), delivered
 
 
 def _read_exactly(sock: socket.socket, size: int) -> None:
@@ -169,6 +172,14 @@ def _read_exactly(sock: socket.socket, size: int) -> None:
 
 
 # -- driver ----------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 
 def main() -> int:
@@ -185,6 +196,7 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="pubsub-bench-")
     servers = start_servers(workdir)
     results: dict[str, dict[str, float]] = {name: {} for name in servers}
+    per_cpu: dict[str, dict[str, float]] = {name: {} for name in servers}
     measurements = {
         "PUBLISH (redis-benchmark -c 50 -P 1), req/s": lambda port: publish_rate(port, args.requests),
         f"fan-out 1 -> {args.subscribers} SUBSCRIBE, msg/s": lambda port: fanout_rate(
@@ -197,18 +209,24 @@ def main() -> int:
             for round_ in range(args.rounds):
                 order = list(servers) if round_ % 2 == 0 else list(reversed(servers))
                 for name in order:
-                    value = measure(servers[name][1])
+                    process, port = servers[name]
+                    before = cpu_seconds(process.pid)
+                    value, operations = measure(port)
+                    used = max(cpu_seconds(process.pid) - before, 1e-3)
                     results[name][label] = max(results[name].get(label, 0.0), value)
+                    per_cpu[name][label] = max(per_cpu[name].get(label, 0.0), operations / used)
     finally:
         for process, _ in servers.values():
             process.terminate()
             process.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
-    print("| measurement | postroom | redis-server | ratio |")
-    print("|---|---:|---:|---:|")
+    print("| measurement | postroom | redis-server | ratio | postroom per server CPU-s | redis per CPU-s | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for label in measurements:
         ours, theirs = results["postroom"][label], results["redis-server"][label]
-        print(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x |")
+        ours_cpu, theirs_cpu = per_cpu["postroom"][label], per_cpu["redis-server"][label]
+        print(f"| {label} | {ours:,.0f} | {theirs:,.0f} | {ours / theirs:.2f}x | {ours_cpu:,.0f} | {theirs_cpu:,.0f} "
+              f"| {ours_cpu / theirs_cpu:.2f}x |")
     return 0
 
 
