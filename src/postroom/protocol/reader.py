@@ -187,6 +187,7 @@ class RequestReader:
         self._slow: _Scanner | None = None  # request being parsed by the Python scanner
         self._last: list[bytes] | None = None  # the last request hiredis returned from the segment
         self._python_bytes = 0  # input that must be parsed by the scanner (holds a huge count)
+        self._inline_ready: deque[list[bytes]] = deque()  # inline requests split from one read
 
     def feed(self, data: bytes) -> None:
         """Queue bytes received from the peer."""
@@ -204,11 +205,13 @@ class RequestReader:
     def may_have_requests(self) -> bool:
         """Whether :meth:`next_request` may return something without more input (hiredis may
         still hold complete requests of the current segment, which :attr:`buffered` does not count)."""
-        return self._segment is not None or bool(self._pending)
+        return self._segment is not None or bool(self._pending) or bool(self._inline_ready)
 
     def next_request(self) -> list[bytes] | None:
         """The next complete request, or ``None`` if more bytes are needed."""
         while True:
+            if self._inline_ready:
+                return self._inline_ready.popleft()
             if self._segment is not None:
                 try:
                     request = self._hiredis.gets()
@@ -244,11 +247,8 @@ class RequestReader:
                     return request
             elif self._partial is not None:
                 self._continue_partial(data)
-            elif data[0] != 0x2A:  # not '*': an inline command
-                self._slow = _Scanner(self, collect=True)
-                request = self._continue_slow(data)
-                if request is not None:
-                    return request
+            elif data[0] != 0x2A:  # not '*': inline commands (telnet, redis-benchmark's PING_INLINE)
+                self._inline_lines(data)
             elif self._python_bytes > 0 or _HUGE_COUNT.search(data) is not None:
                 # hiredis preallocates a list as long as the declared count: a 14-byte
                 # "*2147483647" would cost gigabytes. Such requests are parsed in Python, which
@@ -264,6 +264,36 @@ class RequestReader:
                 self._produced = 0
                 self._last = None
                 self._hiredis.feed(data)
+
+    def _inline_lines(self, data: bytes) -> None:
+        """Split every complete inline line of ``data`` at once (one C-level split, not per byte).
+
+        Stops at a line starting with ``*`` (a multibulk request follows: requeued for hiredis);
+        an unfinished last line is left to the scanner, which enforces the 64 KiB line limit.
+        """
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        consumed = 0
+        for line in lines:
+            if line[:1] == b"*":
+                self._requeue(data[consumed:])
+                return
+            consumed += len(line) + 1
+            if len(line) > INLINE_MAX_SIZE:
+                raise ProtocolError("too big inline request")
+            if b'"' in line or b"'" in line:
+                args = split_inline_args(line[:-1] if line.endswith(b"\r") else line)
+                if args is None:
+                    raise ProtocolError("unbalanced quotes in request")
+            else:
+                args = line.split()
+            if args:  # empty lines are skipped, as Redis does
+                self._inline_ready.append(args)
+        if tail[:1] == b"*":
+            self._requeue(tail)
+        elif tail:
+            self._slow = _Scanner(self, collect=True)
+            self._slow.advance(tail, 0)  # no newline in it: buffers the partial line (64 KiB cap)
 
     def _plain(self, request: list) -> bool:
         for arg in request:
