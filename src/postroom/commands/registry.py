@@ -111,10 +111,11 @@ class Command:
 #: Top-level commands by lowercase name (bytes, as the dispatcher sees them).
 COMMANDS: dict[bytes, Command] = {}
 
-# Data-type groups imply Redis's ACL category of the same name.
+# Data-type groups imply Redis's ACL category of the same name (@pubsub comes from the flag:
+# PUBSUB HELP, without it, is only @slow).
 _GROUP_CATEGORIES = {
     "string": "string", "list": "list", "hash": "hash", "set": "set", "sorted_set": "sortedset",
-    "stream": "stream", "pubsub": "pubsub", "generic": "keyspace", "transactions": "transaction",
+    "stream": "stream", "pubsub": "", "generic": "keyspace", "transactions": "transaction",
     "scripting": "scripting", "connection": "connection", "server": "", "geo": "geo",
     "hyperloglog": "hyperloglog", "bitmap": "bitmap", "cluster": "",
 }
