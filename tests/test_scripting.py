@@ -266,3 +266,51 @@ def test_random_command_sequences_in_scripts(diff, resp, commands):
         argv.append(str(len(command)))
         argv.extend(command)
     diff.check("EVAL", RUN_ALL, 0, *argv)
+
+
+# -- hypothesis: the bundled libraries against redis-server's C implementations ---------------------
+
+_numbers = st.one_of(st.integers(-(2**40), 2**40), st.sampled_from([0, -1, 2**31, 2**32 + 7, -(2**31) - 1, 0.5, 1.5,
+                                                                     2.5, -2.5, 1e10 + 0.5]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(op=st.sampled_from(["tobit", "bnot", "bswap", "band", "bor", "bxor", "lshift", "rshift", "arshift", "rol",
+                           "ror", "tohex"]), a=_numbers, b=st.integers(-40, 40))
+def test_bit_library(diff, op, a, b):
+    unary = op in ("tobit", "bnot", "bswap")
+    call = f"bit.{op}({a!r})" if unary else f"bit.{op}({a!r}, {b})"
+    diff.check("EVAL", f"return tostring({call})", 0)
+
+
+_json_scalars = st.one_of(st.integers(-(10**12), 10**12).map(str), st.sampled_from(["1.5", "-0.25", "1e300", "3.14159"]),
+                          st.text(alphabet="ab/\\\"\n\t é", max_size=5).map(lambda t: "'" + t.encode(
+                              "unicode_escape").decode().replace("'", "\\'") + "'"),
+                          st.sampled_from(["true", "false", "cjson.null"]))
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4).map(lambda items: "{" + ", ".join(items) + "}"),
+                            st.dictionaries(st.sampled_from(["a", "b", "k1"]), inner, max_size=3).map(
+                                lambda d: "{" + ", ".join(f"{k}={v}" for k, v in sorted(d.items())) + "}")),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_json_values)
+def test_cjson_and_cmsgpack(diff, value):
+    single_key = value.count("=") <= 1  # several keys: hash order decides the output, compare a round trip
+    if single_key:
+        diff.check("EVAL", f"return cjson.encode({value})", 0)
+        diff.check("EVAL", f"return cmsgpack.pack({value})", 0)
+    diff.check("EVAL", f"return cjson.encode(cjson.decode(cjson.encode({{{value}}}))[1] == nil)", 0)
+    diff.check("EVAL", f"local v = cmsgpack.unpack(cmsgpack.pack({value})) return type(v)", 0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from([">i", "<i", ">I", "<h", ">H", "b", "B", ">l", "<L", ">i3", "<I2", ">d", "<f", "i8"]),
+       n=st.integers(-(2**31), 2**31 - 1))
+def test_struct_library(diff, fmt, n):
+    diff.check("EVAL", f"return struct.pack('{fmt}', {n})", 0)
+    diff.check("EVAL", f"return {{struct.unpack('{fmt}', struct.pack('{fmt}', {n}))}}", 0)
+    diff.check("EVAL", f"return struct.size('{fmt}')", 0)

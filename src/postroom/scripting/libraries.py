@@ -187,7 +187,7 @@ class _Json:
         if isinstance(value, bool):
             return value
         if isinstance(value, int):
-            return value if abs(value) < 2**53 else float(value)
+            return _lua_number(value)
         if isinstance(value, list):
             return self.table([self._to_lua(item) for item in value])
         if isinstance(value, dict):
@@ -237,8 +237,11 @@ class _MsgPack:
         elif isinstance(value, int):
             out += msgpack.packb(value)
         elif isinstance(value, float):
-            single = pystruct.pack(">f", value)
-            if pystruct.unpack(">f", single)[0] == value or math.isnan(value):
+            try:
+                single = pystruct.pack(">f", value)
+            except OverflowError:  # beyond float32's range
+                single = b""
+            if single and (pystruct.unpack(">f", single)[0] == value or math.isnan(value)):
                 out += b"\xca" + single
             else:
                 out += b"\xcb" + pystruct.pack(">d", value)
@@ -256,7 +259,7 @@ class _MsgPack:
         elif type(value) is self.table_type and depth < 16:
             items = list(value.items())
             n = len(items)
-            if n and all(type(k) is int for k, _ in items) and {k for k, _ in items} == set(range(1, n + 1)):
+            if all(type(k) is int for k, _ in items) and {k for k, _ in items} == set(range(1, n + 1)):
                 out += _container_header(n, 0x90, 0xDC)
                 for i in range(1, n + 1):
                     self._pack(value[i], out, depth + 1)
@@ -278,7 +281,14 @@ class _MsgPack:
             return self.table([self._to_lua(v) for v in value])
         if isinstance(value, dict):
             return self.table({self._to_lua(k): self._to_lua(v) for k, v in value.items()})
+        if type(value) is int:
+            return _lua_number(value)
         return value
+
+
+def _lua_number(value: int) -> int | float:
+    """Lua 5.1 numbers are doubles: integers beyond 2^53 lose precision as they would in C."""
+    return value if -(2**53) <= value <= 2**53 else float(value)
 
 
 def _container_header(n: int, fix: int, wide: int) -> bytes:
@@ -385,7 +395,7 @@ def _struct_unpack(fmt: bytes, data: bytes, init: Any = 1) -> tuple:
         if kind == "x":
             continue
         if kind in ("i", "u"):
-            results.append(int.from_bytes(chunk, "little" if order == "<" else "big", signed=kind == "i"))
+            results.append(_lua_number(int.from_bytes(chunk, "little" if order == "<" else "big", signed=kind == "i")))
         elif kind in ("f", "d"):
             results.append(pystruct.unpack(order + kind, chunk)[0])
         elif kind == "c":
