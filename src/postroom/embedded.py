@@ -100,10 +100,13 @@ class _Channel(ABC):
                 if request is None:
                     break
                 reader.authenticated = client.authenticated
+                if broker.client_pause is not None and broker.client_pause.postpone(client, request):
+                    break  # CLIENT PAUSE: parked until the pause ends, as over TCP
                 broker.execute(client, request)
         except ProtocolError as error:
             client.out.append(b"-ERR " + error.message.encode() + b"\r\n")
             client.close_after_reply = True
+        client.pending_input = reader.buffered
         self._publish()
 
     def _pending_input(self) -> bool:

@@ -116,6 +116,7 @@ class Connection(asyncio.Protocol):
         except QueryBufferLimit:
             self._abort()
             return
+        client.pending_input = reader.buffered
         self._flush()
 
     def _schedule_flush(self) -> None:
