@@ -5,6 +5,11 @@ is the one we report. Writes propagate deterministically: ``XADD *`` with the ID
 approximate trims with the exact length/ID they reached, and every consumer-group delivery as the
 ``XCLAIM ... FORCE JUSTID`` + ``XGROUP SETID`` pair Redis sends to its replicas. Propagation forms
 are only built when a sink (AOF) listens, to keep the hot paths lean.
+
+Redis 7.0 (the oracle) fixes every reply shape and error text it has; the Redis 8 additions
+(XDELEX, XACKDEL, reference policies, XREADGROUP CLAIM, IDMP/XCFGSET, XNACK, MAXCOUNT) follow the
+Redis command documentation. Reads that go straight to a connection encode entries directly to
+RESP (:class:`Encoded`); scripts get plain values.
 """
 
 from __future__ import annotations
