@@ -51,9 +51,7 @@ def over_limit(client: Client, pending: int) -> bool:
 
 
 def _disconnect(client: Client, pending: int) -> bool:
-    broker = client.broker
-    broker.stats["client_output_buffer_limit_disconnections"] += 1
     log.warning("Client id=%d addr=%s name=%s omem=%d scheduled to be closed ASAP for overcoming of output "
                 "buffer limits.", client.id, client.addr, client.name.decode("utf-8", "replace"), pending)
-    broker.disconnect(client)  # no more deliveries: the transport is aborted by the caller
+    client.broker.disconnect(client)  # no more deliveries: the transport is aborted by the caller
     return True
