@@ -68,19 +68,29 @@ def protocol(request) -> int:
     return request.param
 
 
-@pytest.fixture
-def twins(request, postroom_server, oracle_server, protocol):
-    """A factory of :class:`Twin` connections, all closed at the end of the test."""
+def _twin_factory(postroom_server, oracle_server, default: int):
     opened: list[Twin] = []
 
     def make(resp: int | None = None) -> Twin:
-        twin = Twin(postroom_server.port, oracle_server.port, resp or protocol)
+        twin = Twin(postroom_server.port, oracle_server.port, resp or default)
         opened.append(twin)
         return twin
 
     yield make
     for twin in opened:
         twin.close()
+
+
+@pytest.fixture
+def twins(postroom_server, oracle_server, protocol):
+    """A factory of :class:`Twin` connections in the test's protocol, all closed at the end."""
+    yield from _twin_factory(postroom_server, oracle_server, protocol)
+
+
+@pytest.fixture
+def fixed_twins(postroom_server, oracle_server):
+    """Like ``twins``, for tests that name each connection's protocol themselves."""
+    yield from _twin_factory(postroom_server, oracle_server, 2)
 
 
 def unique(prefix: str = "ch") -> str:
@@ -186,8 +196,8 @@ def test_shard_channels_are_separate(twins):
     sub.check("PING")
 
 
-def test_resp3_push_messages_mix_with_replies(twins):
-    sub, pub = twins(3), twins(3)
+def test_resp3_push_messages_mix_with_replies(fixed_twins):
+    sub, pub = fixed_twins(3), fixed_twins(3)
     channel = unique()
     sub.check_multi(1, "SUBSCRIBE", channel)
     key = unique("key")
@@ -197,8 +207,8 @@ def test_resp3_push_messages_mix_with_replies(twins):
     sub.check("GET", key)
 
 
-def test_resp2_and_resp3_subscribers_on_one_channel(twins):
-    old, new, pub = twins(2), twins(3), twins()
+def test_resp2_and_resp3_subscribers_on_one_channel(fixed_twins):
+    old, new, pub = fixed_twins(2), fixed_twins(3), fixed_twins()
     channel = unique()
     old.check_multi(1, "SUBSCRIBE", channel)
     new.check_multi(1, "SUBSCRIBE", channel)
@@ -210,8 +220,8 @@ def test_resp2_and_resp3_subscribers_on_one_channel(twins):
 # -- the RESP2 subscribed context ----------------------------------------------------------
 
 
-def test_resp2_subscribed_context_rules(twins):
-    sub = twins(2)
+def test_resp2_subscribed_context_rules(fixed_twins):
+    sub = fixed_twins(2)
     channel = unique()
     sub.check_multi(1, "SUBSCRIBE", channel)
     sub.check("GET", "x")
@@ -227,8 +237,8 @@ def test_resp2_subscribed_context_rules(twins):
     sub.check("GET", "x")
 
 
-def test_resp2_context_with_only_shard_or_pattern_subscriptions(twins):
-    sub = twins(2)
+def test_resp2_context_with_only_shard_or_pattern_subscriptions(fixed_twins):
+    sub = fixed_twins(2)
     sub.check_multi(1, "SSUBSCRIBE", unique())
     sub.check("GET", "x")
     sub.check_multi(1, "PSUBSCRIBE", "zz*")
@@ -238,8 +248,8 @@ def test_resp2_context_with_only_shard_or_pattern_subscriptions(twins):
     sub.check("GET", "x")
 
 
-def test_reset_leaves_the_subscribed_context(twins):
-    sub, pub = twins(2), twins()
+def test_reset_leaves_the_subscribed_context(fixed_twins):
+    sub, pub = fixed_twins(2), fixed_twins()
     channel = unique()
     sub.check_multi(1, "SUBSCRIBE", channel)
     sub.check("RESET")
@@ -258,16 +268,16 @@ def test_subscribe_inside_multi(twins):
     client.read(2)  # the array counts commands, not replies: PONG follows it
 
 
-def test_resp3_subscribe_inside_multi_after_subscribing(twins):
-    client = twins(3)
+def test_resp3_subscribe_inside_multi_after_subscribing(fixed_twins):
+    client = fixed_twins(3)
     client.check_multi(1, "SUBSCRIBE", unique())
     client.check("MULTI")
     client.check("SUBSCRIBE", unique())
     client.check("EXEC")
 
 
-def test_resp3_ping_while_subscribed(twins):
-    sub = twins(3)
+def test_resp3_ping_while_subscribed(fixed_twins):
+    sub = fixed_twins(3)
     sub.check_multi(1, "SUBSCRIBE", unique())
     sub.check("PING")
     sub.check("PING", "x")
