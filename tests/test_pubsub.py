@@ -205,6 +205,7 @@ def test_resp3_push_messages_mix_with_replies(fixed_twins):
     pub.check("PUBLISH", channel, "between")
     sub.read()
     sub.check("GET", key)
+    sub.check_multi(2, "PUBLISH", channel, "to myself")  # the push comes before PUBLISH's own reply
 
 
 def test_resp2_and_resp3_subscribers_on_one_channel(fixed_twins):
