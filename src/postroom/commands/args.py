@@ -53,10 +53,10 @@ def parse_timeout_seconds(arg: bytes) -> int:
         value = float(arg)
     except ValueError:
         raise NOT_FLOAT_TIMEOUT
-    if math.isnan(value) or math.isinf(value) or b"_" in arg:
+    if math.isnan(value) or b"_" in arg or arg[:1].isspace() or arg[-1:].isspace():
         raise NOT_FLOAT_TIMEOUT
-    if value < 0:
-        raise NEGATIVE_TIMEOUT
+    if value < 0 or value * 1000 >= 2**63:
+        raise NEGATIVE_TIMEOUT  # Redis's (long long) cast of inf or a huge value yields LLONG_MIN
     ms = int(value * 1000)
     if ms > LLONG_MAX // 2:
         raise OUT_OF_RANGE_TIMEOUT
