@@ -314,3 +314,16 @@ def test_struct_library(diff, fmt, n):
     diff.check("EVAL", f"return struct.pack('{fmt}', {n})", 0)
     diff.check("EVAL", f"return {{struct.unpack('{fmt}', struct.pack('{fmt}', {n}))}}", 0)
     diff.check("EVAL", f"return struct.size('{fmt}')", 0)
+
+
+@pytest.mark.parametrize("script", [
+    "return tostring(redis.call.__class__)",
+    "return tostring(cjson.null.__class__)",
+    "return tostring(cjson.encode.__globals__)",
+    "return tostring(struct.pack.__self__)",
+])
+def test_python_objects_are_opaque(r, script):
+    """The redis library's Python callables must not lead a script into Python (redis-server: an error too)."""
+    with pytest.raises(redis.ResponseError) as error:
+        r.eval(script, 0)
+    assert "class" not in str(error.value) and "globals" not in str(error.value).split("script:")[0].lower()

@@ -103,7 +103,7 @@ class LuaEngine:
         self.broker = broker
         self.lua = lua51.LuaRuntime(
             encoding=None, register_eval=False, register_builtins=False, unpack_returned_tuples=True,
-            max_memory=MAX_MEMORY,
+            max_memory=MAX_MEMORY, attribute_filter=_deny_attribute,
         )
         self.converter = LuaConverter(self.lua)
         self.client = Client(broker, kind="lua")
@@ -299,6 +299,14 @@ class LuaEngine:
         if not run.killed:
             self.busy.serve(run)
         return KILLED.encode() if run.killed else None
+
+
+def _deny_attribute(obj: Any, name: Any, is_setting: bool) -> None:
+    """Scripts reach Python callables (redis.call, the libraries): no attribute of them, ever.
+
+    Without this filter ``redis.call.__class__`` would lead a script out of the sandbox into Python.
+    """
+    raise AttributeError("attempt to index a function value")
 
 
 def _error_value(error: Any) -> tuple[Any, bytes]:
