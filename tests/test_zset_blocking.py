@@ -281,9 +281,7 @@ async def test_redis_py_async_blocking(ar):
     """redis-py's own blocking calls work unchanged; the pusher runs on another connection."""
     import asyncio
 
-    import redis.asyncio
-
-    other = redis.asyncio.Redis(port=ar.connection_pool.connection_kwargs["port"], protocol=ar.get_connection_kwargs().get("protocol", 2))
+    other = ar.client()  # a second connection from the same pool, whatever the transport
     waiting = asyncio.ensure_future(ar.bzpopmin(["q1", "q2"], timeout=5))
     await asyncio.sleep(0)
     while not (await other.info("clients"))["blocked_clients"]:
