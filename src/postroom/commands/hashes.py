@@ -17,7 +17,7 @@ from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
 from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, SYNTAX_ERROR, parse_int
 from .registry import command
-from .strings import _add_long_doubles, format_long_double, parse_long_double
+from .strings import add_long_doubles, format_long_double, parse_long_double
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -240,7 +240,7 @@ def hincrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     value = _writable_hash(client, key)
     old = value.get(field)
     current = 0 if old is None else parse_long_double(old, NOT_FLOAT_VALUE)
-    text = format_long_double(_add_long_doubles(current, increment))  # type: ignore[arg-type]
+    text = format_long_double(add_long_doubles(current, increment))  # type: ignore[arg-type]
     if text is None:
         raise WOULD_BE_NAN
     _store_counter(client, key, value, field, text)

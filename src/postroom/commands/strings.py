@@ -343,7 +343,7 @@ def incrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     old = get_string(db, key)
     current = parse_long_double(old, NOT_A_FLOAT) if old is not None else Fraction(0)
     increment = parse_long_double(argv[2], NOT_A_FLOAT)
-    text = format_long_double(_add_long_doubles(current, increment))
+    text = format_long_double(add_long_doubles(current, increment))
     if text is None:
         raise ReplyError("ERR increment would produce NaN or Infinity")
     db.set(key, text, True)
@@ -442,7 +442,7 @@ def format_long_double(value: Fraction | None) -> bytes | None:
     return text
 
 
-def _add_long_doubles(a: Fraction | None, b: Fraction | None) -> Fraction | None:
+def add_long_doubles(a: Fraction | None, b: Fraction | None) -> Fraction | None:
     if a is None or b is None:
         return None
     return _round_long_double(a + b)
