@@ -218,6 +218,7 @@ class Persistence:
                 "aof_fsync_policy": aof.fsync_policy,
             })
         fields["aof_loaded_commands"] = self.loaded_commands
+        fields["latest_fork_usec"] = self.children.last_fork_usec
         return fields
 
     def flush_and_sync(self) -> bool:

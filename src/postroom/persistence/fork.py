@@ -5,6 +5,9 @@ forks, the child writes its file from its frozen copy of memory and exits with s
 success; the parent never waits for it: the broker's cron polls ``waitpid(WNOHANG)`` and calls
 the job's completion callback in the event loop.
 
+The child lowers its priority (``nice 10``): on a machine short of cores, the serving parent
+gets the CPU first and the save just takes longer.
+
 Python's reference counting writes to every object the child reads, so pages get copied as the
 child walks the keyspace; ``gc.freeze()`` before forking at least keeps the parent's collector
 from touching (and copying) the headers of every old object while the child runs.
@@ -46,6 +49,7 @@ class ChildProcesses:
 
     def __init__(self) -> None:
         self.child: Child | None = None
+        self.last_fork_usec = 0  # Redis's latest_fork_usec: the parent's pause to fork
 
     @property
     def active(self) -> bool:
@@ -62,6 +66,7 @@ class ChildProcesses:
         """Fork a child that runs ``work``; ``on_exit(ok)`` runs in the parent once it is reaped."""
         assert self.child is None, "one background child at a time"
         parent = os.getpid()
+        started = time.perf_counter()
         gc.freeze()
         try:
             pid = os.fork()
@@ -70,8 +75,10 @@ class ChildProcesses:
             raise
         if pid == 0:
             _run_child(work, parent)
+        self.last_fork_usec = int((time.perf_counter() - started) * 1e6)
         self.child = Child(kind, pid, on_exit)
-        log.info("Background %s started by pid %d", "saving" if kind == "rdb" else "AOF rewrite", pid)
+        log.info("Background %s started by pid %d (fork: %d us)", "saving" if kind == "rdb" else "AOF rewrite", pid,
+                 self.last_fork_usec)
         return pid
 
     def poll(self) -> None:
@@ -128,6 +135,7 @@ def _run_child(work: Callable[[], object], parent: int) -> None:
             pass
         if os.getppid() != parent:
             return  # the parent died before the death signal was armed
+        os.nice(10)  # on a busy machine the serving parent gets the CPU first
         work()
         status = 0
     except BaseException:
