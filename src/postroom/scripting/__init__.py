@@ -6,7 +6,8 @@ Modules, one job each:
   of the ``redis`` library (``redis.call`` runs commands through ``Broker.call`` after Redis's
   in-script checks), script runs and their errors;
 - ``sandbox.lua``: the environment Redis gives scripts (read-only globals and libraries, the
-  error handler, the ``redis`` table, the count hook, library loading);
+  error handler, the ``redis`` table, the count hook, library loading, and the encoding of the
+  tables scripts return straight to RESP);
 - :mod:`.conversions`: reply ⇄ Lua value conversions in RESP2 and RESP3;
 - :mod:`.libraries`: ``cjson``, ``cmsgpack``, ``bit``, ``struct``;
 - :mod:`.functions`: FUNCTION LOAD parsing, the library registry, DUMP/RESTORE payloads;
@@ -21,4 +22,8 @@ Lua count hook that calls back into Python every 100 000 instructions. Past
 BUSY. SCRIPT KILL / FUNCTION KILL mark the run killed and the hook raises the kill error in Lua;
 a script that already wrote is UNKILLABLE. The runtime's allocator is capped at
 :data:`.runtime.MAX_MEMORY`; a script exceeding it fails with an error and the memory is collected.
+
+Python objects reachable from Lua (``redis.call``, the library functions, ``cjson.null``) are
+opaque: the runtime's attribute filter refuses every attribute, so a script cannot walk from
+``redis.call.__class__`` into Python.
 """
