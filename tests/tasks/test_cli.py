@@ -35,7 +35,7 @@ def test_dead_letter_commands(cli_env, capsys):
     assert json.loads(capsys.readouterr().out) == {"purged": 0}
 
 
-@pytest.mark.parametrize("pool", ["threads", "processes", "asyncio"])
+@pytest.mark.parametrize("pool", ["threads", "processes"])
 def test_worker_command_runs_jobs_and_stops_on_sigterm(worker_process, pool):
     import tasks_app
 

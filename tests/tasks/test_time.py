@@ -82,7 +82,7 @@ def test_earlier_job_wakes_a_sleeping_scheduler(app, start_worker):
     time.sleep(0.3)
     due = time.time() + 0.2
     soon = at.send_at(due)  # ...and must be woken for this one
-    assert soon.result(timeout=5) - due < 0.1
+    assert soon.result(timeout=5) - due < 0.5  # not 30 s, nor the 2 s sleep slice
 
 
 def test_cron_ticks_exactly_once_across_workers(make_app, start_worker):
@@ -96,7 +96,7 @@ def test_cron_ticks_exactly_once_across_workers(make_app, start_worker):
         start_worker(a)
     k = apps[0].keys("default")
     wait_for(lambda: apps[0].client.exists(k.stream()), what="first tick")
-    time.sleep(2.5)
+    time.sleep(1.6)  # at least one more tick
     tick_keys = list(apps[0].client.scan_iter(match=k.unique("cron:tick:*"), count=1000))
     jobs = [key for key in apps[0].client.scan_iter(match=f"{k.tag}:j:*", count=1000)]
     assert len(tick_keys) >= 2

@@ -12,13 +12,13 @@ from postroom.tasks.keys import GROUP
 
 
 def test_long_job_is_not_redelivered_while_its_worker_lives(make_app, start_worker):
-    apps = [make_app(lease=0.6), make_app(lease=0.6)]
+    apps = [make_app(lease=0.4), make_app(lease=0.4)]
     runs = []
     for a in apps:
         @a.task(name="long")
         def long():
             runs.append(threading.get_ident())
-            for _ in range(200):  # 2 s: more than three leases
+            for _ in range(150):  # 1.5 s: more than three leases
                 time.sleep(0.01)
             return "done"
 

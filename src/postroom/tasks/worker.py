@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("postroom.tasks")
 
 #: Scheduled jobs the scheduler keeps track of ahead of time (and promotes per call).
-UPCOMING = 500
+UPCOMING = 100
 
 #: How long a job that ignores its hard time limit is given before the worker
 #: records the failure and moves on without it.
@@ -66,6 +66,7 @@ class Running:
     future: asyncio.Future[Any] | None = None
     reason: type[TaskError] | None = None
     abandoned: bool = False
+    done: bool = False
 
 
 class Worker:
@@ -397,6 +398,23 @@ class Worker:
         with self._lock:
             self._running[key] = running
         self._watch.set()
+        outcome: Outcome | None = None
+        while True:
+            try:
+                if outcome is None:
+                    outcome = self._run_in_thread(msg, task, running)
+                with self._lock:
+                    running.done = True  # from here on no interruption is sent
+                break
+            except TaskError as exc:
+                # An interruption sent just as the task returned lands here, in
+                # the worker's own code: record it instead of losing the thread.
+                if outcome is None:
+                    outcome = self._failure(exc)
+        _current.reset(token)
+        return outcome
+
+    def _run_in_thread(self, msg: Message, task: Task, running: Running) -> Outcome:
         try:
             if task.is_async:
                 loop = getattr(self._local, "loop", None) or asyncio.new_event_loop()
@@ -408,18 +426,15 @@ class Worker:
                 result = loop.run_until_complete(running.future)
             else:
                 result = task.fn(*msg.args, **msg.kwargs)
-            outcome = Outcome("ok", result=result)
+            return Outcome("ok", result=result)
         except asyncio.CancelledError:
             reason = running.reason or JobCancelled
             try:
                 raise reason(f"{reason.__name__} for job {msg.job_id}") from None
             except TaskError as exc:
-                outcome = self._failure(exc)
+                return self._failure(exc)
         except Exception as exc:
-            outcome = self._failure(exc)
-        finally:
-            _current.reset(token)
-        return outcome
+            return self._failure(exc)
 
     def _end(self, msg: Message, task: Task | None, outcome: Outcome) -> bool:
         """Run the after hooks and queue the outcome; True if the job had been
@@ -495,12 +510,18 @@ class Worker:
 
     def _interrupt(self, running: Running, reason: type[TaskError]) -> None:
         """Make the job's code stop: cancel its coroutine, or raise *reason*
-        in its thread at the next Python instruction."""
-        running.reason = reason
-        if running.future is not None and running.loop is not None:
-            running.loop.call_soon_threadsafe(running.future.cancel)
-        elif running.loop is None:
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(running.thread_id), ctypes.py_object(reason))
+        in its thread at the next Python instruction.  Never once the job is
+        done: the exception would land in whatever the thread does next."""
+        with self._lock:
+            if running.done:
+                return
+            running.reason = reason
+            if running.future is not None and running.loop is not None:
+                running.loop.call_soon_threadsafe(running.future.cancel)
+            elif running.loop is None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(running.thread_id), ctypes.py_object(reason)
+                )
 
     def _watchdog_loop(self) -> None:
         while not self._service_stop.is_set():
