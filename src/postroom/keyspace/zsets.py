@@ -58,6 +58,7 @@ class ZSet:
         return len(self.scores)
 
     def copy(self) -> ZSet:
+        """An independent set with the same members and encoding (COPY duplicates as zsetDup)."""
         clone = ZSet()
         clone.scores = self.scores.copy()
         clone.order = SortedList(self.order)
@@ -65,6 +66,7 @@ class ZSet:
         return clone
 
     def object_encoding(self, config: Any) -> str:
+        """OBJECT ENCODING: decided when members were added, as in Redis, not from today's config."""
         return "skiplist" if self.skiplist else "listpack"
 
     # -- writes --------------------------------------------------------------------------------
