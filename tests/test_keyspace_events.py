@@ -168,6 +168,20 @@ def test_event_classes_select_what_is_published(postroom_server, oracle_server, 
     compare(postroom_server, oracle_server, protocol, steps, flags=flags)
 
 
+NEW_KEY_STEPS: list[Step] = [
+    ("SET", "a", "1"), ("SET", "a", "2"), ("INCR", "n"), ("APPEND", "s", "x"), ("SETRANGE", "r", 1, "x"),
+    ("MSET", "m1", "1", "m2", "2"), ("RENAME", "a", "b"), ("COPY", "b", "c"), ("MOVE", "c", 1), ("RPUSH", "l", "x"),
+    ("LMOVE", "l", "l2", "LEFT", "LEFT"), ("HSET", "h", "f", "v"), ("SADD", "st", "x"), ("SINTERSTORE", "si", "st"),
+    ("ZADD", "z", 1, "x"), ("ZUNIONSTORE", "zu", 1, "z"), ("XADD", "x", "1-1", "f", "v"), ("GETSET", "g", "v"),
+    ("SET", "e", "1", "PX", 1), ("SLEEP", 20), ("SET", "e", "2"),
+]
+
+
+@pytest.mark.parametrize("flags", ["Kn", "En", "KEAn"])
+def test_new_key_events(postroom_server, oracle_server, protocol, flags):
+    compare(postroom_server, oracle_server, protocol, NEW_KEY_STEPS, flags=flags)
+
+
 def test_active_expiry_events(postroom_server, oracle_server, protocol):
     steps = [("SET", "a", "1", "PX", 5), ("SET", "b", "1", "PX", 10)]
     # Redis's active expiry samples keys at random: which of two due keys goes first is unspecified.

@@ -420,9 +420,8 @@ class Broker:
 
     # -- keyspace notifications ----------------------------------------------------------------
 
-    def _set_notify_flags(self, text: str) -> None:
-        flags = notifications.parse_flags(text)
-        self.notify_flags = flags or 0
+    def _set_notify_flags(self, flags: int) -> None:
+        self.notify_flags = flags
 
     def notify(self, kind: int, event: bytes, key: bytes, db_index: int) -> None:
         """Publish a keyspace and/or keyevent message if the configuration asks for class ``kind``."""

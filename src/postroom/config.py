@@ -123,12 +123,12 @@ def _format_output_buffer_limits(limits: OutputLimits) -> str:
     return " ".join(f"{kind} {hard} {soft} {seconds}" for kind, (hard, soft, seconds) in limits.items())
 
 
-def _keyspace_events(text: str) -> str:
-    """Validated and stored in the canonical form CONFIG GET prints."""
+def _keyspace_events(text: str) -> int:
+    """The class flags; CONFIG GET prints them canonically, where ``A`` hides ``n`` but keeps it."""
     flags = notifications.parse_flags(text)
     if flags is None:
         raise ConfigError(notifications.INVALID_CLASS)
-    return notifications.format_flags(flags)
+    return flags
 
 
 def _format(value: Any) -> str:
@@ -177,7 +177,7 @@ PARAMS: list[Param] = [
     Param("maxmemory-policy", "noeviction", _enum("volatile-lru", "volatile-lfu", "volatile-random",
                                                      "volatile-ttl", "allkeys-lru", "allkeys-lfu",
                                                      "allkeys-random", "noeviction")),
-    Param("notify-keyspace-events", "", _keyspace_events),
+    Param("notify-keyspace-events", "", _keyspace_events, format=notifications.format_flags),
     Param("slowlog-log-slower-than", "10000", _int_range(-1, LLONG_MAX)),
     Param("slowlog-max-len", "128", _int_range(0, LLONG_MAX)),
     Param("latency-monitor-threshold", "0", _int_range(0, LLONG_MAX)),
