@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                                  "no", "--dir", tmp], stdout=subprocess.DEVNULL)
         url = f"redis://127.0.0.1:{port}/0"
-        client = redis.Redis.from_url(url)
+        client = redis.Redis.from_url(url, socket_timeout=None)  # it blocks as long as a peer needs
         try:
             for _ in range(200):
                 try:

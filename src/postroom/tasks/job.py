@@ -20,15 +20,19 @@ WAIT_SLICE = 2.0
 #: States after which a job never changes again (until its record expires).
 TERMINAL = frozenset({"finished", "buried", "cancelled"})
 
-_current: contextvars.ContextVar[Job | None] = contextvars.ContextVar("postroom_current_job", default=None)
+# (app, job id, queue) of the running job; the Job handle is only built when
+# a task asks for it, which keeps it off the per-job path of no-op jobs.
+_current: contextvars.ContextVar[tuple[App, str, str] | None] = contextvars.ContextVar(
+    "postroom_current_job", default=None
+)
 
 
 def current_job() -> Job:
     """The job the calling task is running for (to report progress)."""
-    job = _current.get()
-    if job is None:
+    running = _current.get()
+    if running is None:
         raise TaskError("current_job() called outside a running task")
-    return job
+    return Job(*running)
 
 
 class Job:

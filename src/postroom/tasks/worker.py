@@ -39,7 +39,7 @@ import redis
 from . import registry
 from .blocking import BlockingReader
 from .errors import Delay, HardTimeLimit, JobCancelled, SoftTimeLimit, TaskError
-from .job import WAIT_SLICE, Job, Message, _current, envelope
+from .job import WAIT_SLICE, Message, _current, envelope
 from .keys import GROUP, PRIORITY_LEVELS, QueueKeys
 from .middleware import Outcome
 
@@ -394,10 +394,11 @@ class Worker:
     def _call_sync(self, msg: Message, task: Task) -> Outcome:
         running = Running(msg, threading.get_ident())
         key = (msg.stream, msg.entry_id)
-        token = _current.set(Job(self.app, msg.job_id, msg.queue))
+        token = _current.set((self.app, msg.job_id, msg.queue))
         with self._lock:
             self._running[key] = running
-        self._watch.set()
+        if msg.soft_deadline is not None or msg.hard_deadline is not None:
+            self._watch.set()  # the watchdog recomputes its next wake-up
         outcome: Outcome | None = None
         while True:
             try:
@@ -485,7 +486,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         running = Running(msg, threading.get_ident(), loop=loop)
         key = (msg.stream, msg.entry_id)
-        token = _current.set(Job(self.app, msg.job_id, msg.queue))
+        token = _current.set((self.app, msg.job_id, msg.queue))
         try:
             if task.is_async:
                 running.future = asyncio.ensure_future(task.fn(*msg.args, **msg.kwargs))
@@ -493,7 +494,8 @@ class Worker:
                 running.future = loop.run_in_executor(None, lambda: task.fn(*msg.args, **msg.kwargs))
             with self._lock:
                 self._running[key] = running
-            self._watch.set()
+            if msg.soft_deadline is not None or msg.hard_deadline is not None:
+                self._watch.set()
             return Outcome("ok", result=await running.future)
         except asyncio.CancelledError:
             reason = running.reason or JobCancelled
