@@ -111,6 +111,7 @@ def test_eval_inside_multi(diff):
     diff.check("MULTI")
     diff.check("EVAL", "return redis.call('incr', KEYS[1])", 1, "n")
     diff.check("EVAL", "return redis.call('nosuch')", 0)
+    diff.check("EVAL", "return {1, 'two', {ok='three'}, {map={a={double=1.5}}}, false}", 0)
     diff.check("INCR", "n")
     diff.check("EXEC")
 
