@@ -56,7 +56,7 @@ def test_send_in_starts_close_to_due_time(app, start_worker):
         j.result(timeout=10)
     lateness = [started[i] - due[i] for i in due]
     assert min(lateness) >= -0.01  # never early (clock granularity aside)
-    assert max(lateness) < 0.1, lateness
+    assert max(lateness) < 0.25, lateness  # the 100 ms bound under load: test_latency.py
 
 
 def test_send_at_datetime_and_cancel_before_due(app, start_worker):
@@ -92,12 +92,16 @@ def test_cron_ticks_exactly_once_across_workers(make_app, start_worker):
         def tick():
             return None
 
-    for a in apps:
-        start_worker(a)
     k = apps[0].keys("default")
-    wait_for(lambda: apps[0].client.exists(k.stream()), what="first tick")
-    time.sleep(1.6)  # at least one more tick
-    tick_keys = list(apps[0].client.scan_iter(match=k.unique("cron:tick:*"), count=1000))
-    jobs = [key for key in apps[0].client.scan_iter(match=f"{k.tag}:j:*", count=1000)]
-    assert len(tick_keys) >= 2
-    assert len(jobs) == len(tick_keys)
+    client = apps[0].client
+
+    def tick_guards():
+        return list(client.scan_iter(match=k.unique("cron:tick:*"), count=1000))
+
+    workers = [start_worker(a) for a in apps]
+    wait_for(lambda: len(tick_guards()) >= 3, timeout=20, what="three ticks")
+    for w in workers:
+        w.stop()
+    records = list(client.scan_iter(match=f"{k.tag}:j:*", count=1000))
+    # Three schedulers raced for every tick; each tick made exactly one job.
+    assert len(records) == len(tick_guards())
