@@ -246,6 +246,25 @@ def test_list_and_zset_waiters_on_one_key(both):
     both(scenario)
 
 
+def test_woken_by_every_creating_write(both):
+    """ZINCRBY, ZUNIONSTORE, ZRANGESTORE, ZDIFFSTORE and COPY create the key and serve waiters."""
+
+    def scenario(connect, admin):
+        waiter = connect()
+        admin.call("ZADD", "src", "1", "a", "2", "b")
+        replies = []
+        for write in (("ZINCRBY", "dst", "5", "m"), ("ZUNIONSTORE", "dst", "1", "src"),
+                      ("ZRANGESTORE", "dst", "src", "0", "0"), ("ZDIFFSTORE", "dst", "1", "src"),
+                      ("COPY", "src", "dst")):
+            waiter.send("BZPOPMAX", "dst", "0")
+            wait_blocked(admin, 1)
+            replies += [admin.call(*write), waiter.read(), admin.call("ZRANGE", "dst", "0", "-1")]
+            admin.call("ZREMRANGEBYRANK", "dst", "0", "-1")
+        return replies
+
+    both(scenario)
+
+
 def test_served_pops_propagate_as_zpop(postroom_server):
     """A served blocking pop reaches the AOF as the ZPOPMIN/ZPOPMAX that it amounted to."""
     broker = postroom_server.broker
