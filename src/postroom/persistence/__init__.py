@@ -55,7 +55,7 @@ class Persistence:
         self.children = ChildProcesses()
         self.saver = SnapshotSaver(broker, self.children, self.can_fork)
         self.rewriter = AofRewriter(broker, self.children, self.directory, config["appendfilename"], self.can_fork,
-                                    self.commit)
+                                    lambda: self.commit(force=True))
 
     def can_fork(self) -> bool:
         """Only the network server forks (see the module docstring)."""
@@ -131,7 +131,7 @@ class Persistence:
         """Flush, fsync and close the AOF (SHUTDOWN, SIGTERM, Embedded.close)."""
         self.children.kill()
         if self.aof is not None:
-            self.commit()
+            self.commit(force=True)
             self.aof.close()
             self.aof = None
             if self._append in self.broker.propagation_sinks:
@@ -163,17 +163,21 @@ class Persistence:
         return aof is not None and aof.has_pending and aof.fsync_policy == "always" and aof.last_write_ok
 
     def _retry_failed_write(self) -> None:
-        if self.aof is not None and not self.aof.last_write_ok:
+        """Cron: retry a failed write, or write what waited for a background fsync to finish."""
+        if self.aof is not None and (not self.aof.last_write_ok or self.aof.has_pending):
             self.commit()
 
     def hold_reply(self, send: Callable[[], None], abandon: Callable[[], None]) -> None:
         """Send a connection's replies after the pending writes are fsynced (group commit)."""
         self._waiting.append((send, abandon))
 
-    def commit(self) -> bool:
-        """Write (and, under ``always``, fsync) the buffer now; ``False`` if that failed."""
+    def commit(self, force: bool = False) -> bool:
+        """Write (and, under ``always``, fsync) the buffer now; ``False`` if that failed.
+
+        ``force`` writes even while a background fsync runs (see :meth:`AppendOnlyFile.flush`).
+        """
         self._turn_scheduled = False
-        ok = self.aof.flush() if self.aof is not None else True
+        ok = self.aof.flush(force) if self.aof is not None else True
         waiting, self._waiting = self._waiting, []
         for send, abandon in waiting:
             # Replies to writes that did not reach the disk are never sent: the clients see the
@@ -226,7 +230,7 @@ class Persistence:
         aof = self.aof
         if aof is None:
             return True
-        if not self.commit():
+        if not self.commit(force=True):
             return False
         try:
             aof.sync()

@@ -33,6 +33,9 @@ from pathlib import Path
 
 log = logging.getLogger("postroom.aof")
 
+#: Longest a write waits for a running background fsync under ``everysec`` (Redis: 2 seconds).
+POSTPONE_LIMIT = 2.0
+
 
 @dataclass(slots=True)
 class ManifestEntry:
@@ -149,6 +152,8 @@ class AppendOnlyFile:
         self.delayed_fsync = 0
         self._sync_lock = threading.Lock()
         self._unsynced = False
+        self._fsync_started = 0.0  # monotonic start of the running background fsync, 0 when idle
+        self._postponed_since = 0.0  # first postponed write while that fsync runs
         self._stop = threading.Event()
         self._fsync_thread: threading.Thread | None = None
         self.on_write_status: Callable[[bool], None] = lambda ok: None
@@ -177,7 +182,7 @@ class AppendOnlyFile:
             self._fsync_thread.start()
 
     def close(self) -> None:
-        self.flush()
+        self.flush(force=True)
         self._stop.set()
         if self._fsync_thread is not None:
             self._fsync_thread.join(5)
@@ -228,10 +233,25 @@ class AppendOnlyFile:
     def has_pending(self) -> bool:
         return bool(self._buffer)
 
-    def flush(self) -> bool:
-        """Write what is buffered, and fsync it under ``always``; ``False`` if that failed."""
+    def flush(self, force: bool = False) -> bool:
+        """Write what is buffered, and fsync it under ``always``; ``False`` if that failed.
+
+        Under ``everysec``, while the background fsync runs, the write is postponed (up to
+        ``POSTPONE_LIMIT`` seconds, unless ``force``): on a slow disk a ``write`` to a file being
+        fsynced blocks until the fsync ends, which would stall the event loop (Redis does the same).
+        """
         if not self._buffer or self._handle is None:
             return self.last_write_ok
+        if self.fsync_policy == "everysec" and not force and self._fsync_started:
+            now = time.monotonic()
+            if not self._postponed_since:
+                self._postponed_since = now
+            if now - self._postponed_since < POSTPONE_LIMIT:
+                return True
+            self.delayed_fsync += 1
+            log.warning("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without "
+                        "waiting for fsync to complete, this may slow down the server.")
+        self._postponed_since = 0.0
         data = b"".join(self._buffer)
         try:
             written = 0
@@ -278,8 +298,11 @@ class AppendOnlyFile:
             if self.fsync_policy != "everysec":
                 continue
             if self._unsynced:
+                self._fsync_started = time.monotonic()
                 try:
                     self._fsync()
                 except OSError as exc:
                     log.warning("Error fsyncing the AOF file: %s", exc)
                     self.delayed_fsync += 1
+                finally:
+                    self._fsync_started = 0.0
