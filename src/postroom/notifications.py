@@ -4,6 +4,10 @@ Handlers emit with ``client.notify(GENERIC, b"del", key)``; the broker publishes
 ``__keyspace@<db>__:<key>`` and/or ``__keyevent@<db>__:<event>`` when the configured flags
 include the class and K and/or E. Redis publishes nothing unless K or E is set, whatever classes
 are selected, so :func:`parse_flags` keeps the class bits and the broker checks both.
+
+``keymiss`` (class ``m``) is not emitted by handlers: Redis announces it from its read lookups, so
+the broker calls :func:`announce_key_misses` before a command runs, with the keys that command
+reads (a table of Redis's lookup kinds; readonly commands read all their keys).
 """
 
 from __future__ import annotations
@@ -72,11 +76,12 @@ _SILENT_READERS = frozenset(("object", "memory"))
 #: Writes whose first key is a destination and whose other keys are read as sources.
 _SOURCES_AFTER_DESTINATION = frozenset((
     "sunionstore", "sinterstore", "sdiffstore", "zunionstore", "zinterstore", "zdiffstore", "zrangestore",
-    "bitop", "geosearchstore", "georadius", "georadiusbymember",
+    "bitop", "geosearchstore",
 ))
 #: Writes that read their first key before changing anything.
 _FIRST_KEY_READERS = frozenset((
-    "getdel", "getex", "getset", "copy", "xack", "xclaim", "xautoclaim", "sort", "bitfield",
+    "getdel", "getex", "getset", "copy", "xack", "xclaim", "xautoclaim", "sort", "bitfield", "georadius",
+    "georadiusbymember",
 ))
 #: Writes that read every key they name.
 _ALL_KEYS_READERS = frozenset(("pfmerge",))
