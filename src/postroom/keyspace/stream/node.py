@@ -95,20 +95,23 @@ class Node:
         """Store the entry whose field/value pairs are ``argv[start:]``."""
         if argv[start::2] == self.fields:
             flags = SAME
-            values = argv[start + 1 :: 2]
-            lengths = list(map(len, values))
-            if max(lengths) < 0x80:  # the usual case, done by C loops: one length byte per value
-                body = b"".join(map(bytes.__add__, map(_BYTE.__getitem__, lengths), values))
-            else:
-                body = _strings(values)
+            parts = []
+            for value in argv[start + 1 :: 2]:
+                n = len(value)
+                parts.append(_BYTE[n] if n < 0x80 else _varint_bytes(n))
+                parts.append(value)
+            body = b"".join(parts)
         else:
             flags = 0
             body = _varint_bytes((len(argv) - start) // 2) + _strings(argv[start:])
         delta = (stream_id >> 64) - (self.master >> 64)
         seq = stream_id & SEQ_MASK
         size = len(body)
-        if delta < 0x80 and seq < 0x80 and size < 0x80:
-            self.buf += bytes((flags, delta, seq, size))
+        if seq < 0x80 and size < 0x80 and delta < 0x4000:
+            if delta < 0x80:
+                self.buf += bytes((flags, delta, seq, size))
+            else:
+                self.buf += bytes((flags, (delta & 0x7F) | 0x80, delta >> 7, seq, size))
         else:
             self.buf += _header(flags, delta, seq, size)
         self.buf += body
