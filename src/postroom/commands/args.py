@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from ..protocol.replies import ReplyError
 
@@ -66,3 +67,34 @@ def parse_timeout_seconds(arg: bytes) -> int:
 def upper(arg: bytes) -> bytes:
     """Option names are case-insensitive."""
     return arg.upper()
+
+
+MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
+NUMKEYS_ERROR = ReplyError("ERR numkeys should be greater than 0")
+
+
+def parse_int_at_least(arg: bytes, minimum: int, error: ReplyError) -> int:
+    """An integer no smaller than ``minimum``; ``error`` covers both bad syntax and too small, as in
+    Redis's getPositiveLongFromObjectOrReply / getRangeLongFromObjectOrReply callers."""
+    value = parse_int(arg, error)
+    if value < minimum:
+        raise error
+    return value
+
+
+def numkeys_key_finder(numkeys_index: int) -> Callable[[list[bytes]], list[int]]:
+    """Key positions of ``numkeys key [key ...]`` with ``numkeys`` at ``numkeys_index``.
+
+    Used for COMMAND GETKEYS, WATCH and ACLs before the handler validates anything, so a malformed
+    ``numkeys`` yields no keys rather than an error, and the count is clipped to the arguments present.
+    """
+
+    def find(argv: list[bytes]) -> list[int]:
+        try:
+            numkeys = int(argv[numkeys_index])
+        except (IndexError, ValueError):
+            return []
+        first = numkeys_index + 1
+        return list(range(first, min(first + max(numkeys, 0), len(argv))))
+
+    return find

@@ -15,7 +15,8 @@ from .. import notifications as ev
 from ..keyspace.hashes import HashValue, expire_fields, field_expiry
 from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
-from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, SYNTAX_ERROR, parse_int
+from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, SYNTAX_ERROR, parse_int, parse_int_at_least
+from .effects import delete_if_emptied
 from .registry import command
 from .strings import add_long_doubles, format_long_double, parse_long_double
 
@@ -53,11 +54,6 @@ def _writable_hash(client: Client, key: bytes) -> HashValue:
         client.db.add(key, value)
     return value
 
-
-def _deleted_if_empty(client: Client, key: bytes, value: HashValue) -> None:
-    if not value:
-        client.db.delete(key)
-        client.notify(ev.GENERIC, b"del", key)
 
 
 # -- setting fields --------------------------------------------------------------------------
@@ -202,7 +198,7 @@ def hdel(client: Client, argv: list[bytes]) -> int:
     if deleted:
         client.touch(key)
         client.notify(ev.HASH, b"hdel", key)
-        _deleted_if_empty(client, key, value)
+        delete_if_emptied(client, key, value)
     return deleted
 
 
@@ -320,9 +316,7 @@ def _fields(argv: list[bytes], at: int) -> list[bytes]:
         raise FIELDS_MISSING
     if at + 1 >= len(argv):
         raise NUMFIELDS_ERROR
-    numfields = parse_int(argv[at + 1], NUMFIELDS_ERROR)
-    if numfields < 1:
-        raise NUMFIELDS_ERROR
+    numfields = parse_int_at_least(argv[at + 1], 1, NUMFIELDS_ERROR)
     if numfields != len(argv) - at - 2:
         raise NUMFIELDS_MISMATCH
     return argv[at + 2 :]
@@ -384,7 +378,7 @@ def _hexpire(client: Client, argv: list[bytes], unit_ms: int, relative: bool) ->
         if past:
             client.propagate_as([b"HDEL", key, *changed])
             client.notify(ev.HASH, b"hdel", key)
-            _deleted_if_empty(client, key, value)
+            delete_if_emptied(client, key, value)
         else:
             client.propagate_as([b"HPEXPIREAT", key, b"%d" % deadline, b"FIELDS", b"%d" % len(changed), *changed])
             client.notify(ev.HASH, b"hexpire", key)
@@ -510,7 +504,7 @@ def hgetdel(client: Client, argv: list[bytes]) -> list[bytes | None]:
         client.touch(key)
         client.propagate_as([b"HDEL", key, *deleted])
         client.notify(ev.HASH, b"hdel", key)
-        _deleted_if_empty(client, key, value)
+        delete_if_emptied(client, key, value)
     return results
 
 
@@ -565,7 +559,7 @@ def hgetex(client: Client, argv: list[bytes]) -> list[bytes | None]:
             value.remove(field)
         client.propagate_as([b"HDEL", key, *present])
         client.notify(ev.HASH, b"hdel", key)
-        _deleted_if_empty(client, key, value)
+        delete_if_emptied(client, key, value)
         return results
     for field in present:
         value.set_ttl(field, deadline)
@@ -586,9 +580,9 @@ def hsetex(client: Client, argv: list[bytes]) -> int:
     (option, deadline), at = _expiry_option(client, rest, "hsetex", (b"KEEPTTL",))
     if at >= len(rest) or rest[at].upper() != b"FIELDS":
         raise FIELDS_MISSING
-    numfields = parse_int(rest[at + 1], NUMFIELDS_ERROR) if at + 1 < len(rest) else 0
-    if numfields < 1:
+    if at + 1 >= len(rest):
         raise NUMFIELDS_ERROR
+    numfields = parse_int_at_least(rest[at + 1], 1, NUMFIELDS_ERROR)
     pairs = rest[at + 2 :]
     if len(pairs) != 2 * numfields:
         raise NUMFIELDS_MISMATCH
@@ -610,7 +604,7 @@ def hsetex(client: Client, argv: list[bytes]) -> int:
                 value.remove(field)
             client.notify(ev.HASH, b"hdel", key)
             client.propagate_as([b"HDEL", key, *dict.fromkeys(names)])
-            _deleted_if_empty(client, key, value)
+            delete_if_emptied(client, key, value)
             return 1
         for field in names:
             value.set_ttl(field, deadline)

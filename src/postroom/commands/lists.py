@@ -17,7 +17,17 @@ from .. import notifications as ev
 from ..blocking import Block
 from ..keyspace.lists import ListValue
 from ..protocol.replies import NULL_ARRAY, OK, ReplyError
-from .args import LLONG_MAX, SYNTAX_ERROR, parse_int, parse_timeout_seconds
+from .args import (
+    LLONG_MAX,
+    MUST_BE_POSITIVE,
+    NUMKEYS_ERROR,
+    SYNTAX_ERROR,
+    numkeys_key_finder,
+    parse_int,
+    parse_int_at_least,
+    parse_timeout_seconds,
+)
+from .effects import delete_if_emptied
 from .registry import command
 
 if TYPE_CHECKING:
@@ -25,8 +35,6 @@ if TYPE_CHECKING:
 
 NO_SUCH_KEY = ReplyError("ERR no such key")
 INDEX_OUT_OF_RANGE = ReplyError("ERR index out of range")
-MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
-NUMKEYS_ERROR = ReplyError("ERR numkeys should be greater than 0")
 COUNT_ERROR = ReplyError("ERR count should be greater than 0")
 RANK_ZERO = ReplyError(
     "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
@@ -40,32 +48,12 @@ RIGHT = b"RIGHT"
 _EVENTS = {LEFT: (b"lpush", b"lpop"), RIGHT: (b"rpush", b"rpop")}
 
 
-def _positive(arg: bytes, error: ReplyError) -> int:
-    """Redis's getPositiveLongFromObjectOrReply: the message covers both bad syntax and < 0."""
-    value = parse_int(arg, error)
-    if value < 0:
-        raise error
-    return value
-
-
-def _at_least_one(arg: bytes, error: ReplyError) -> int:
-    value = parse_int(arg, error)
-    if value < 1:
-        raise error
-    return value
-
-
 def _side(arg: bytes) -> bytes:
     side = arg.upper()
     if side != LEFT and side != RIGHT:
         raise SYNTAX_ERROR
     return side
 
-
-def _deleted_if_empty(client: Client, key: bytes, value: ListValue) -> None:
-    if not value:
-        client.db.delete(key)
-        client.notify(ev.GENERIC, b"del", key)
 
 
 # -- pushes ----------------------------------------------------------------------------------
@@ -149,7 +137,7 @@ def _pop_count(client: Client, key: bytes, value: ListValue, left: bool, count: 
         popped = [pop() for _ in range(count)]
     client.touch(key)
     client.notify(ev.LIST, b"lpop" if left else b"rpop", key)
-    _deleted_if_empty(client, key, value)
+    delete_if_emptied(client, key, value)
     return popped
 
 
@@ -158,7 +146,7 @@ def _pop(client: Client, argv: list[bytes], left: bool) -> Any:
         raise ReplyError(f"ERR wrong number of arguments for '{'lpop' if left else 'rpop'}' command")
     key = argv[1]
     if len(argv) == 3:
-        count = _positive(argv[2], MUST_BE_POSITIVE)
+        count = parse_int_at_least(argv[2], 0, MUST_BE_POSITIVE)
         value = client.db.get_typed(key, ListValue)
         if value is None:
             return NULL_ARRAY
@@ -266,9 +254,9 @@ def lpos(client: Client, argv: list[bytes]) -> Any:
             if rank == 0:
                 raise RANK_ZERO
         elif option == b"COUNT":
-            count = _positive(argv[i + 1], COUNT_NEGATIVE)
+            count = parse_int_at_least(argv[i + 1], 0, COUNT_NEGATIVE)
         elif option == b"MAXLEN":
-            maxlen = _positive(argv[i + 1], MAXLEN_NEGATIVE)
+            maxlen = parse_int_at_least(argv[i + 1], 0, MAXLEN_NEGATIVE)
         else:
             raise SYNTAX_ERROR
         i += 2
@@ -376,7 +364,7 @@ def lrem(client: Client, argv: list[bytes]) -> int:
         value.extend(kept)
     client.touch(key)
     client.notify(ev.LIST, b"lrem", key)
-    _deleted_if_empty(client, key, value)
+    delete_if_emptied(client, key, value)
     return removed
 
 
@@ -417,7 +405,7 @@ def ltrim(client: Client, argv: list[bytes]) -> str:
             pop()
     client.touch(key)
     client.notify(ev.LIST, b"ltrim", key)
-    _deleted_if_empty(client, key, value)
+    delete_if_emptied(client, key, value)
     return OK
 
 
@@ -440,7 +428,7 @@ def _move(client: Client, source: bytes, value: ListValue, destination: bytes, w
     client.touch(destination)
     client.notify(ev.LIST, _EVENTS[whereto][0], destination)
     client.notify(ev.LIST, _EVENTS[wherefrom][1], source)
-    _deleted_if_empty(client, source, value)
+    delete_if_emptied(client, source, value)
     client.touch(source)
     return element
 
@@ -472,21 +460,9 @@ def rpoplpush(client: Client, argv: list[bytes]) -> bytes | None:
 # -- multi-key pops --------------------------------------------------------------------------
 
 
-def _numkeys_finder(numkeys_index: int) -> Any:
-    def find(argv: list[bytes]) -> list[int]:
-        try:
-            numkeys = int(argv[numkeys_index])
-        except (IndexError, ValueError):
-            return []
-        first = numkeys_index + 1
-        return list(range(first, min(first + max(numkeys, 0), len(argv))))
-
-    return find
-
-
 def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], bool, int]:
     """``numkeys key [key ...] <LEFT | RIGHT> [COUNT count]`` -> (keys, left, count)."""
-    numkeys = _at_least_one(argv[numkeys_index], NUMKEYS_ERROR)
+    numkeys = parse_int_at_least(argv[numkeys_index], 1, NUMKEYS_ERROR)
     where_index = numkeys_index + numkeys + 1
     if where_index >= len(argv):
         raise SYNTAX_ERROR
@@ -495,7 +471,7 @@ def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], boo
     i = where_index + 1
     while i < len(argv):
         if count == -1 and argv[i].upper() == b"COUNT" and i + 1 < len(argv):
-            count = _at_least_one(argv[i + 1], COUNT_ERROR)
+            count = parse_int_at_least(argv[i + 1], 1, COUNT_ERROR)
             i += 2
         else:
             raise SYNTAX_ERROR
@@ -507,7 +483,7 @@ def _mpop_from(client: Client, key: bytes, value: ListValue, left: bool, count: 
     return [key, _pop_count(client, key, value, left, count)]
 
 
-@command("lmpop", arity=-4, flags="write", key_finder=_numkeys_finder(1), group="list",
+@command("lmpop", arity=-4, flags="write", key_finder=numkeys_key_finder(1), group="list",
          summary="Returns multiple elements from a list after removing them. Deletes the list if the last element was popped.",
          since="7.0.0")
 def lmpop(client: Client, argv: list[bytes]) -> Any:
@@ -553,7 +529,7 @@ def _blocking_pop(client: Client, argv: list[bytes], left: bool) -> Any:
     client.propagate_as([b"LPOP" if left else b"RPOP", key])
     client.touch(key)
     client.notify(ev.LIST, b"lpop" if left else b"rpop", key)
-    _deleted_if_empty(client, key, value)
+    delete_if_emptied(client, key, value)
     return [key, element]
 
 
@@ -606,7 +582,7 @@ def brpoplpush(client: Client, argv: list[bytes]) -> Any:
     return _blocking_move(client, argv, RIGHT, LEFT, argv[3], [b"RPOPLPUSH", argv[1], argv[2]])
 
 
-@command("blmpop", arity=-5, flags="write blocking", key_finder=_numkeys_finder(2), group="list",
+@command("blmpop", arity=-5, flags="write blocking", key_finder=numkeys_key_finder(2), group="list",
          summary="Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
          since="7.0.0")
 def blmpop(client: Client, argv: list[bytes]) -> Any:

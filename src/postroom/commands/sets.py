@@ -15,14 +15,21 @@ from ..keyspace.database import WRONGTYPE
 from ..keyspace.scan import parse_scan_options
 from ..keyspace.sets import SetValue
 from ..protocol.replies import ReplyError
-from .args import LLONG_MAX, SYNTAX_ERROR, parse_int
+from .args import (
+    LLONG_MAX,
+    MUST_BE_POSITIVE,
+    NUMKEYS_ERROR,
+    SYNTAX_ERROR,
+    numkeys_key_finder,
+    parse_int,
+    parse_int_at_least,
+)
+from .effects import delete_if_emptied
 from .registry import command
 
 if TYPE_CHECKING:
     from ..client import Client
 
-MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
-NUMKEYS_ERROR = ReplyError("ERR numkeys should be greater than 0")
 TOO_MANY_KEYS = ReplyError("ERR Number of keys can't be greater than number of args")
 LIMIT_NEGATIVE = ReplyError("ERR LIMIT can't be negative")
 COUNT_RANGE = ReplyError(f"ERR value is out of range, value must between {-LLONG_MAX} and {LLONG_MAX}")
@@ -33,11 +40,6 @@ RANDOM_PICK_LIMIT = 65536
 def _max_intset(client: Client) -> int:
     return client.broker.config["set-max-intset-entries"]
 
-
-def _deleted_if_empty(client: Client, key: bytes, value: SetValue) -> None:
-    if not value:
-        client.db.delete(key)
-        client.notify(ev.GENERIC, b"del", key)
 
 
 @command("sadd", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="set",
@@ -72,7 +74,7 @@ def srem(client: Client, argv: list[bytes]) -> int:
     if removed:
         client.touch(key)
         client.notify(ev.SET, b"srem", key)
-        _deleted_if_empty(client, key, value)
+        delete_if_emptied(client, key, value)
     return removed
 
 
@@ -122,13 +124,11 @@ def spop(client: Client, argv: list[bytes]) -> Any:
         client.propagate_as([b"SREM", key, member])
         client.touch(key)
         client.notify(ev.SET, b"spop", key)
-        _deleted_if_empty(client, key, value)
+        delete_if_emptied(client, key, value)
         return member
     if len(argv) > 3:
         raise SYNTAX_ERROR
-    count = parse_int(argv[2], MUST_BE_POSITIVE)
-    if count < 0:
-        raise MUST_BE_POSITIVE
+    count = parse_int_at_least(argv[2], 0, MUST_BE_POSITIVE)
     value = client.db.get_typed(key, SetValue)
     if value is None or count == 0:
         return EMPTY
@@ -201,7 +201,7 @@ def smove(client: Client, argv: list[bytes]) -> int:
     if not src.remove_members((member,)):
         return 0
     client.notify(ev.SET, b"srem", source)
-    _deleted_if_empty(client, source, src)
+    delete_if_emptied(client, source, src)
     if dst is None:
         dst = SetValue((), _max_intset(client))
         db.add(destination, dst)
@@ -284,34 +284,22 @@ def sinter(client: Client, argv: list[bytes]) -> Any:
     return _as_reply(client, _intersection(_sets(client, argv[1:])))
 
 
-@command("sintercard", arity=-3, flags="readonly", key_finder=lambda argv: _numkeys_keys(argv), group="set",
+@command("sintercard", arity=-3, flags="readonly", key_finder=numkeys_key_finder(1), group="set",
          summary="Returns the number of members of the intersect of multiple sets.", since="7.0.0")
 def sintercard(client: Client, argv: list[bytes]) -> int:
     """SINTERCARD numkeys key [key ...] [LIMIT limit]"""
-    numkeys = parse_int(argv[1], NUMKEYS_ERROR)
-    if numkeys < 1:
-        raise NUMKEYS_ERROR
+    numkeys = parse_int_at_least(argv[1], 1, NUMKEYS_ERROR)
     if numkeys > len(argv) - 2:
         raise TOO_MANY_KEYS
     limit = 0
     i = 2 + numkeys
     while i < len(argv):
         if argv[i].upper() == b"LIMIT" and i + 1 < len(argv):
-            limit = parse_int(argv[i + 1], LIMIT_NEGATIVE)
-            if limit < 0:
-                raise LIMIT_NEGATIVE
+            limit = parse_int_at_least(argv[i + 1], 0, LIMIT_NEGATIVE)
             i += 2
         else:
             raise SYNTAX_ERROR
     return len(_intersection(_sets(client, argv[2 : 2 + numkeys]), limit))
-
-
-def _numkeys_keys(argv: list[bytes]) -> list[int]:
-    try:
-        numkeys = int(argv[1])
-    except (IndexError, ValueError):
-        return []
-    return list(range(2, min(2 + max(numkeys, 0), len(argv))))
 
 
 @command("sinterstore", arity=-3, flags="write denyoom", keys=(1, -1, 1), group="set",
