@@ -59,64 +59,51 @@ def _side(arg: bytes) -> bytes:
 # -- pushes ----------------------------------------------------------------------------------
 
 
-@command("lpush", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="list",
-         summary="Prepends one or more elements to a list. Creates the key if it doesn't exist.")
-def lpush(client: Client, argv: list[bytes]) -> int:
-    """LPUSH key element [element ...]"""
+def _push(client: Client, argv: list[bytes], left: bool, create: bool) -> int:
+    """Push ``argv[2:]`` on one end; LPUSHX/RPUSHX (``create=False``) leave a missing key alone."""
     key = argv[1]
     db = client.db
     value = db.get_typed(key, ListValue)
     if value is None:
+        if not create:
+            return 0
         value = ListValue()
         db.add(key, value)
-    value.extendleft(argv[2:])
+    if left:
+        value.extendleft(argv[2:])
+    else:
+        value.extend(argv[2:])
     client.touch(key)
-    client.notify(ev.LIST, b"lpush", key)
+    client.notify(ev.LIST, b"lpush" if left else b"rpush", key)
     return len(value)
+
+
+@command("lpush", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="list",
+         summary="Prepends one or more elements to a list. Creates the key if it doesn't exist.")
+def lpush(client: Client, argv: list[bytes]) -> int:
+    """LPUSH key element [element ...]"""
+    return _push(client, argv, True, True)
 
 
 @command("rpush", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="list",
          summary="Appends one or more elements to a list. Creates the key if it doesn't exist.")
 def rpush(client: Client, argv: list[bytes]) -> int:
     """RPUSH key element [element ...]"""
-    key = argv[1]
-    db = client.db
-    value = db.get_typed(key, ListValue)
-    if value is None:
-        value = ListValue()
-        db.add(key, value)
-    value.extend(argv[2:])
-    client.touch(key)
-    client.notify(ev.LIST, b"rpush", key)
-    return len(value)
+    return _push(client, argv, False, True)
 
 
 @command("lpushx", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="list",
          summary="Prepends one or more elements to a list only when the list exists.", since="2.2.0")
 def lpushx(client: Client, argv: list[bytes]) -> int:
     """LPUSHX key element [element ...]"""
-    key = argv[1]
-    value = client.db.get_typed(key, ListValue)
-    if value is None:
-        return 0
-    value.extendleft(argv[2:])
-    client.touch(key)
-    client.notify(ev.LIST, b"lpush", key)
-    return len(value)
+    return _push(client, argv, True, False)
 
 
 @command("rpushx", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="list",
          summary="Appends an element to a list only when the list exists.", since="2.2.0")
 def rpushx(client: Client, argv: list[bytes]) -> int:
     """RPUSHX key element [element ...]"""
-    key = argv[1]
-    value = client.db.get_typed(key, ListValue)
-    if value is None:
-        return 0
-    value.extend(argv[2:])
-    client.touch(key)
-    client.notify(ev.LIST, b"rpush", key)
-    return len(value)
+    return _push(client, argv, False, False)
 
 
 # -- pops ------------------------------------------------------------------------------------
@@ -142,6 +129,7 @@ def _pop_count(client: Client, key: bytes, value: ListValue, left: bool, count: 
 
 
 def _pop(client: Client, argv: list[bytes], left: bool) -> Any:
+    """LPOP/RPOP: one element (null bulk when missing) or, with a count, a list (null array when missing)."""
     if len(argv) > 3:
         raise ReplyError(f"ERR wrong number of arguments for '{'lpop' if left else 'rpop'}' command")
     key = argv[1]
@@ -159,7 +147,7 @@ def _pop(client: Client, argv: list[bytes], left: bool) -> Any:
     element = value.popleft() if left else value.pop()
     client.touch(key)
     client.notify(ev.LIST, b"lpop" if left else b"rpop", key)
-    if not value:
+    if not value:  # delete_if_emptied inlined: the single-element pop is the benchmarked path
         client.db.delete(key)
         client.notify(ev.GENERIC, b"del", key)
     return element
