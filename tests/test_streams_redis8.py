@@ -284,3 +284,30 @@ def test_maxcount_bounds_the_whole_reply(raw):
     assert pending_count(raw, "a") == 5 and pending_count(raw, "b") == 1
     assert raw.call("XREAD", "MAXCOUNT", "0", "STREAMS", "a", "0")[0] == "-"
     assert raw.call("XREAD", "MAXCOUNT", "x", "STREAMS", "a", "0")[0] == "-"
+
+
+def test_released_entries_survive_a_snapshot(postroom_server):
+    """A PEL entry owned by nobody (XNACK) is written and read back by the snapshot format."""
+    from postroom.persistence.snapshot import decode_value, encode_value
+
+    client = RawClient(postroom_server.port)
+    try:
+        client.call("FLUSHALL")
+        for i in (1, 2):
+            client.call("XADD", "s", f"{i}-0", "f", "v")
+        client.call("XGROUP", "CREATE", "s", "g", "0")
+        client.call("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+        client.call("XNACK", "s", "g", "FATAL", "IDS", "1", "1-0")
+        broker = postroom_server.broker
+
+        def round_trip():
+            kind, body = encode_value(broker.dbs[0].data[b"s"])
+            return decode_value(kind, body, broker, broker.now_ms)
+
+        copy = postroom_server.call_in_loop(round_trip)
+    finally:
+        client.close()
+    group = copy.groups[b"g"]
+    released, owned = group.pel.get(1 << 64), group.pel.get(2 << 64)
+    assert released.consumer is None and released.delivery_count == 2**63 - 1
+    assert owned.consumer is group.consumers[b"c"] and list(group.consumers[b"c"].pel.map) == [2 << 64]

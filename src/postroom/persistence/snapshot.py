@@ -74,7 +74,7 @@ def _encode_stream(stream: Stream) -> list[Any]:
     groups = []
     for group in stream.groups.values():
         consumers = [[c.name, c.seen_time, c.active_time] for c in group.consumers.values()]
-        pel = [[_id(i), n.consumer.name, n.delivery_time, n.delivery_count]
+        pel = [[_id(i), n.owner_name, n.delivery_time, n.delivery_count]
                for i, n in ((i, group.pel.map[i]) for i in group.pel.sorted_ids())]
         groups.append([group.name, _id(group.last_id), group.entries_read, consumers, pel])
     return [nodes, _id(stream.last_id), _id(stream.first_id), _id(stream.max_deleted_id), stream.entries_added,
@@ -121,10 +121,11 @@ def _decode_stream(body: list[Any]) -> Stream:
         for consumer_name, seen, active in consumers:
             group.add_consumer(consumer_name, seen).active_time = active
         for entry_id, owner_name, delivery_time, count in pel:
-            owner = group.consumers[owner_name]
+            owner = group.consumers.get(owner_name)  # None: released with XNACK, owned by nobody
             nack = Nack(owner, delivery_time, count)
             group.pel.add(_int(entry_id), nack)
-            owner.pel.add(_int(entry_id), nack)
+            if owner is not None:
+                owner.pel.add(_int(entry_id), nack)
         stream.groups[name] = group
     return stream
 
