@@ -88,6 +88,7 @@ def peak_rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM in /proc status")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_slow_subscriber_is_dropped_and_memory_stays_bounded(tmp_path):
     server = PostroomProcess(tmp_path)
