@@ -173,6 +173,7 @@ def bgsave_latency(port: int, keys: int) -> dict[str, float]:
         "bgsave_seconds": round(duration, 2),
         "baseline_p50_ms": round(percentile(baseline, 0.50), 3),
         "baseline_p99_ms": round(percentile(baseline, 0.99), 3),
+        "baseline_max_ms": round(max(baseline), 3),
         "during_gets": len(during),
         "during_p50_ms": round(percentile(during, 0.50), 3),
         "during_p99_ms": round(percentile(during, 0.99), 3),

@@ -38,7 +38,9 @@ log = logging.getLogger("postroom.aof")
 
 
 class Persistence:
-    """The broker's durability: AOF loading, appending, fsync policy, write-failure handling."""
+    """The broker's durability: startup loading, the AOF (appending, fsync policy, write failures),
+    snapshots and rewrites (through :attr:`saver`, :attr:`rewriter` and their one :attr:`children`
+    slot), shutdown, and the INFO persistence fields."""
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
