@@ -98,3 +98,8 @@ def numkeys_key_finder(numkeys_index: int) -> Callable[[list[bytes]], list[int]]
         return list(range(first, min(first + max(numkeys, 0), len(argv))))
 
     return find
+
+
+def invalid_expire_time(name: str) -> ReplyError:
+    """The error for an expire time that is not positive or overflows, naming the command as Redis does."""
+    return ReplyError(f"ERR invalid expire time in '{name}' command")

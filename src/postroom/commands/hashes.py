@@ -15,7 +15,15 @@ from .. import notifications as ev
 from ..keyspace.hashes import HashValue, expire_fields, field_expiry
 from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
-from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, SYNTAX_ERROR, parse_int, parse_int_at_least
+from .args import (
+    LLONG_MAX,
+    LLONG_MIN,
+    NOT_FLOAT,
+    SYNTAX_ERROR,
+    invalid_expire_time,
+    parse_int,
+    parse_int_at_least,
+)
 from .effects import delete_if_emptied
 from .registry import command
 from .strings import add_long_doubles, format_long_double, parse_long_double
@@ -329,7 +337,7 @@ def _deadline(client: Client, arg: bytes, unit_ms: int, relative: bool, name: st
         raise NEGATIVE_EXPIRE
     base = client.broker.now_ms if relative else 0
     if number > MAX_DEADLINE // unit_ms or number * unit_ms > MAX_DEADLINE - base:
-        raise ReplyError(f"ERR invalid expire time in '{name}' command")
+        raise invalid_expire_time(name)
     return number * unit_ms + base
 
 
@@ -520,7 +528,7 @@ def _expiry_option(client: Client, argv: list[bytes], name: str, extra: tuple[by
         unit_ms, relative = _EXPIRY_OPTIONS[option]
         number = parse_int(argv[3])
         if number <= 0 and relative:
-            raise ReplyError(f"ERR invalid expire time in '{name}' command")
+            raise invalid_expire_time(name)
         return (option, _deadline(client, argv[3], unit_ms, relative, name)), 4
     if option in extra:
         return (option, 0), 3

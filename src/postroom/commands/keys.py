@@ -22,7 +22,7 @@ from ..glob import glob_match
 from ..keyspace.database import type_name
 from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
-from .args import LLONG_MAX, LLONG_MIN, SYNTAX_ERROR, parse_int
+from .args import LLONG_MAX, LLONG_MIN, SYNTAX_ERROR, invalid_expire_time, parse_int
 from .databases import DB_OUT_OF_RANGE, SAME_OBJECT, parse_db_index
 from .registry import command, container
 
@@ -247,10 +247,10 @@ def _expire(client: Client, argv: list[bytes], base_ms: int, unit_ms: int) -> in
     name = argv[0].lower().decode()
     if unit_ms == 1000:
         if when > LLONG_MAX // 1000 or when < -(LLONG_MIN // -1000):
-            raise ReplyError(f"ERR invalid expire time in '{name}' command")
+            raise invalid_expire_time(name)
         when *= 1000
     if when > LLONG_MAX - base_ms:
-        raise ReplyError(f"ERR invalid expire time in '{name}' command")
+        raise invalid_expire_time(name)
     when += base_ms
     key = argv[1]
     db = client.db

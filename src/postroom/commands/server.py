@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from ..protocol.replies import OK, ReplyError
-from .args import SYNTAX_ERROR, parse_int
+from .args import NOT_FLOAT, SYNTAX_ERROR, parse_int
 from .registry import command, container
 
 if TYPE_CHECKING:
@@ -384,7 +384,7 @@ def debug(client: Client, argv: list[bytes]) -> Any:
         try:
             seconds = float(argv[2])
         except ValueError:
-            raise ReplyError("ERR value is not a valid float")
+            raise NOT_FLOAT
         time.sleep(max(0.0, seconds))  # blocks the whole server on purpose, as Redis does
         return OK
     if sub == b"HELP" and len(argv) == 2:

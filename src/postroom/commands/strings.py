@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import notifications as ev
 from ..keyspace.database import WRONGTYPE
 from ..protocol.replies import OK, ReplyError
-from .args import LLONG_MAX, LLONG_MIN, NOT_INTEGER, SYNTAX_ERROR, parse_int
+from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, NOT_INTEGER, SYNTAX_ERROR, invalid_expire_time, parse_int
 from .registry import command
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 OVERFLOW = ReplyError("ERR increment or decrement would overflow")
 TOO_LONG = ReplyError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-NOT_A_FLOAT = ReplyError("ERR value is not a valid float")
 
 # SET/GETEX option flags (Redis's OBJ_SET_* bits).
 _NX, _XX, _GET, _KEEPTTL, _PERSIST, _EX, _PX, _EXAT, _PXAT = (1 << i for i in range(9))
@@ -42,10 +41,6 @@ def get_string(db: Database, key: bytes) -> bytes | None:
     if value is None or type(value) is bytes:
         return value
     raise WRONGTYPE
-
-
-def _invalid_expire(name: str) -> ReplyError:
-    return ReplyError(f"ERR invalid expire time in '{name}' command")
 
 
 def _parse_extended(argv: list[bytes], start: int, is_set: bool) -> tuple[int, bytes | None]:
@@ -83,13 +78,13 @@ def _deadline_ms(client: Client, expire: bytes, flags: int, name: str) -> int:
     ms = parse_int(expire)
     seconds = flags & (_EX | _EXAT)
     if ms <= 0 or (seconds and ms > LLONG_MAX // 1000):
-        raise _invalid_expire(name)
+        raise invalid_expire_time(name)
     if seconds:
         ms *= 1000
     if flags & (_EX | _PX):
         ms += client.broker.now_ms
         if ms > LLONG_MAX:
-            raise _invalid_expire(name)
+            raise invalid_expire_time(name)
     return ms
 
 
@@ -341,8 +336,8 @@ def incrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     key = argv[1]
     db = client.db
     old = get_string(db, key)
-    current = parse_long_double(old, NOT_A_FLOAT) if old is not None else Fraction(0)
-    increment = parse_long_double(argv[2], NOT_A_FLOAT)
+    current = parse_long_double(old, NOT_FLOAT) if old is not None else Fraction(0)
+    increment = parse_long_double(argv[2], NOT_FLOAT)
     text = format_long_double(add_long_doubles(current, increment))
     if text is None:
         raise ReplyError("ERR increment would produce NaN or Infinity")
