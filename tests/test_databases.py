@@ -128,13 +128,7 @@ def test_database_commands_always_propagate(diff, propagated):
 
 def test_swapdb_moves_scan_order_and_access_times(postroom_server, r):
     r.mset({f"k{i}": i for i in range(200)})
-    keys = set()
-    cursor = 0
-    while True:
-        cursor, batch = r.scan(cursor, count=50)
-        keys.update(batch)
-        if cursor == 0:
-            break
+    keys = set(r.scan_iter(count=50))
     assert len(keys) == 200
     r.swapdb(0, 1)
     assert r.scan(0, count=1000) == (0, [])

@@ -162,11 +162,5 @@ def test_expired_keys_leave_the_scan_index(postroom_server, r):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert len(db.scan_order.index) == 200
-    seen = set()
-    cursor = 0
-    while True:
-        cursor, batch = r.scan(cursor, count=37)
-        seen.update(batch)
-        if cursor == 0:
-            break
+    seen = set(r.scan_iter(count=37))
     assert seen == {f"k{i}".encode() for i in range(100, 300)}
