@@ -231,3 +231,19 @@ def test_encoder_handles_reply_error_subclasses():
         pass
 
     assert RESP3.encode([Custom("WRONGTYPE x")]) == b"*1\r\n-WRONGTYPE x\r\n"
+
+
+@pytest.mark.parametrize("chunk", [7, 1000, 65536])
+def test_a_request_spanning_reads_is_followed_by_ordinary_requests(chunk):
+    """Regression: the tail of a big request used to be mistaken for the start of a new one."""
+    value = b"v" * 200_000
+    data = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n*1\r\n$4\r\nPING\r\n" % (len(value), value)
+    reader = RequestReader()
+    requests = []
+    for start in range(0, len(data), chunk):
+        reader.feed(data[start : start + chunk])
+        while (request := reader.next_request()) is not None:
+            requests.append(request)
+    reader.feed(b"*1\r\n$4\r\nPING\r\n")
+    requests.append(reader.next_request())
+    assert requests == [[b"SET", b"k", value], [b"PING"], [b"PING"]]

@@ -188,6 +188,8 @@ class RequestReader:
         self._last: list[bytes] | None = None  # the last request hiredis returned from the segment
         self._python_bytes = 0  # input that must be parsed by the scanner (holds a huge count)
         self._inline_ready: deque[list[bytes]] = deque()  # inline requests split from one read
+        #: The segment is the tail of a request begun in earlier reads (not boundary-aligned).
+        self._completing = False
 
     def feed(self, data: bytes) -> None:
         """Queue bytes received from the peer."""
@@ -261,6 +263,7 @@ class RequestReader:
                     return request
             else:
                 self._segment = data
+                self._completing = False
                 self._produced = 0
                 self._last = None
                 self._hiredis.feed(data)
@@ -324,6 +327,10 @@ class RequestReader:
         """hiredis rejected the segment: re-parse from the offending request with the scanner."""
         segment = self._segment
         assert segment is not None
+        if self._completing:
+            # The segment is the tail of a request whose headers the scanner already accepted;
+            # hiredis refused what followed the payload (Redis would not even look there).
+            raise ProtocolError("invalid bulk format")
         offset = self._skip(segment, self._produced - back)
         self._segment = None
         self._hiredis = hiredis.Reader()
@@ -337,6 +344,8 @@ class RequestReader:
         the last request it returned ends on a boundary: a request that had been cut short there
         would have parsed as complete instead. Only when that test fails is the segment scanned.
         """
+        if self._completing:
+            return False  # the segment was cut exactly at the end of the request it completes
         last = self._last
         if last is None or not self.authenticated:
             return True
@@ -383,6 +392,7 @@ class RequestReader:
         self._partial_bytes = 0
         self._requeue(data[end:])
         self._segment = data[:end]
+        self._completing = True
         self._produced = 0
         self._last = None
         self._hiredis.feed(data, 0, end)
