@@ -391,6 +391,9 @@ class RequestReader:
         self._partial = None
         self._partial_bytes = 0
         self._requeue(data[end:])
+        if scanner.count <= 0:  # "*0" / "*-5": Redis skips it; hiredis would refuse negative counts
+            self._hiredis = hiredis.Reader()
+            return
         self._segment = data[:end]
         self._completing = True
         self._produced = 0
