@@ -19,17 +19,26 @@ from ..keyspace.scan import parse_cursor, parse_scan_options
 from ..keyspace.zsets import LEX_MAX, LEX_MIN, LexRange, ZSet, lex_span
 from ..protocol.encoder import format_double
 from ..protocol.replies import NULL_ARRAY, ReplyError
-from .args import LLONG_MAX, NOT_FLOAT, SYNTAX_ERROR, parse_int, parse_timeout_seconds
+from .args import (
+    LLONG_MAX,
+    MUST_BE_POSITIVE,
+    NOT_FLOAT,
+    NUMKEYS_ERROR,
+    SYNTAX_ERROR,
+    numkeys_key_finder,
+    parse_int,
+    parse_int_at_least,
+    parse_timeout_seconds,
+)
+from .effects import delete_if_emptied
 from .registry import command
 
 if TYPE_CHECKING:
     from ..client import Client
 
 NAN_SCORE = ReplyError("ERR resulting score is not a number (NaN)")
-MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
 WEIGHT_NOT_FLOAT = ReplyError("ERR weight value is not a float")
 LIMIT_NEGATIVE = ReplyError("ERR LIMIT can't be negative")
-NUMKEYS_NOT_POSITIVE = ReplyError("ERR numkeys should be greater than 0")
 COUNT_NOT_POSITIVE = ReplyError("ERR count should be greater than 0")
 GROUP = "sorted_set"
 
@@ -127,30 +136,10 @@ def parse_lex_range(low: bytes, high: bytes) -> LexRange:
     return LexRange(*_lex_end(low), *_lex_end(high))  # type: ignore[arg-type]
 
 
-def _long_at_least(arg: bytes, minimum: int, error: ReplyError) -> int:
-    """getRangeLongFromObjectOrReply(minimum, LONG_MAX): one message for non-integers and too small."""
-    try:
-        value = parse_int(arg)
-    except ReplyError:
-        raise error
-    if value < minimum:
-        raise error
-    return value
-
-
-def _numkeys_finder(numkeys_index: int, destination: bool = False) -> Any:
-    """Key positions of ``[destination] numkeys key [key ...] ...`` commands (COMMAND GETKEYS, WATCH)."""
-
-    def find(argv: list[bytes]) -> list[int]:
-        try:
-            numkeys = int(argv[numkeys_index])
-        except (IndexError, ValueError):
-            return []
-        first = numkeys_index + 1
-        keys = list(range(first, min(first + max(numkeys, 0), len(argv))))
-        return [1, *keys] if destination else keys
-
-    return find
+def _with_destination(numkeys_index: int) -> Any:
+    """Key positions of ``destination numkeys key [key ...] ...`` (ZUNIONSTORE and friends)."""
+    sources = numkeys_key_finder(numkeys_index)
+    return lambda argv: [1, *sources(argv)]
 
 
 # -- replies -------------------------------------------------------------------------------------
@@ -268,12 +257,6 @@ def zincrby(client: Client, argv: list[bytes]) -> Any:
 # -- removal -------------------------------------------------------------------------------------
 
 
-def _deleted_if_empty(client: Client, key: bytes, zset: ZSet) -> None:
-    if not zset.scores:
-        client.db.delete(key)
-        client.notify(ev.GENERIC, b"del", key)
-
-
 @command("zrem", arity=-3, flags="write fast", keys=(1, 1, 1), group=GROUP,
          summary="Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.",
          since="1.2.0", complexity="O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed.")
@@ -287,7 +270,7 @@ def zrem(client: Client, argv: list[bytes]) -> int:
     deleted = sum(remove(member) for member in argv[2:])
     if deleted:
         client.notify(ev.ZSET, b"zrem", key)
-        _deleted_if_empty(client, key, zset)
+        delete_if_emptied(client, key, zset)
         client.touch(key)
     return deleted
 
@@ -297,7 +280,7 @@ def _remove_span(client: Client, key: bytes, zset: ZSet, start: int, stop: int, 
     if deleted:
         client.touch(key)
         client.notify(ev.ZSET, event, key)
-        _deleted_if_empty(client, key, zset)
+        delete_if_emptied(client, key, zset)
     return deleted
 
 
@@ -705,7 +688,7 @@ def _setop(client: Client, argv: list[bytes], numkeys_index: int, op: str, desti
             withscores = True
             j += 1
         elif cardinality_only and remaining >= 2 and option == b"limit":
-            limit = _long_at_least(argv[j + 1], 0, LIMIT_NEGATIVE)
+            limit = parse_int_at_least(argv[j + 1], 0, LIMIT_NEGATIVE)
             j += 2
         else:
             raise SYNTAX_ERROR
@@ -718,7 +701,7 @@ def _setop(client: Client, argv: list[bytes], numkeys_index: int, op: str, desti
     return _entries_reply(client, entries, withscores)
 
 
-@command("zunionstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_numkeys_finder(2, True),
+@command("zunionstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_with_destination(2),
          group=GROUP, summary="Stores the union of multiple sorted sets in a key.", since="2.0.0",
          complexity="O(N)+O(M log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.")
 def zunionstore(client: Client, argv: list[bytes]) -> Any:
@@ -726,7 +709,7 @@ def zunionstore(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 2, UNION, argv[1])
 
 
-@command("zinterstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_numkeys_finder(2, True),
+@command("zinterstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_with_destination(2),
          group=GROUP, summary="Stores the intersect of multiple sorted sets in a key.", since="2.0.0",
          complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.")
 def zinterstore(client: Client, argv: list[bytes]) -> Any:
@@ -734,7 +717,7 @@ def zinterstore(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 2, INTER, argv[1])
 
 
-@command("zdiffstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_numkeys_finder(2, True),
+@command("zdiffstore", arity=-4, flags="write denyoom", keys=(1, 1, 1), key_finder=_with_destination(2),
          group=GROUP, summary="Stores the difference of multiple sorted sets in a key.", since="6.2.0",
          complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.")
 def zdiffstore(client: Client, argv: list[bytes]) -> Any:
@@ -742,7 +725,7 @@ def zdiffstore(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 2, DIFF, argv[1])
 
 
-@command("zunion", arity=-3, flags="readonly", key_finder=_numkeys_finder(1), group=GROUP,
+@command("zunion", arity=-3, flags="readonly", key_finder=numkeys_key_finder(1), group=GROUP,
          summary="Returns the union of multiple sorted sets.", since="6.2.0",
          complexity="O(N)+O(M*log(M)) with N being the sum of the sizes of the input sorted sets, and M being the number of elements in the resulting sorted set.")
 def zunion(client: Client, argv: list[bytes]) -> Any:
@@ -750,7 +733,7 @@ def zunion(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 1, UNION, None)
 
 
-@command("zinter", arity=-3, flags="readonly", key_finder=_numkeys_finder(1), group=GROUP,
+@command("zinter", arity=-3, flags="readonly", key_finder=numkeys_key_finder(1), group=GROUP,
          summary="Returns the intersect of multiple sorted sets.", since="6.2.0",
          complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being the number of input sorted sets and M being the number of elements in the resulting sorted set.")
 def zinter(client: Client, argv: list[bytes]) -> Any:
@@ -758,7 +741,7 @@ def zinter(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 1, INTER, None)
 
 
-@command("zdiff", arity=-3, flags="readonly", key_finder=_numkeys_finder(1), group=GROUP,
+@command("zdiff", arity=-3, flags="readonly", key_finder=numkeys_key_finder(1), group=GROUP,
          summary="Returns the difference between multiple sorted sets.", since="6.2.0",
          complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the sets, N is the size of the first set, and K is the size of the result set.")
 def zdiff(client: Client, argv: list[bytes]) -> Any:
@@ -766,7 +749,7 @@ def zdiff(client: Client, argv: list[bytes]) -> Any:
     return _setop(client, argv, 1, DIFF, None)
 
 
-@command("zintercard", arity=-3, flags="readonly", key_finder=_numkeys_finder(1), group=GROUP,
+@command("zintercard", arity=-3, flags="readonly", key_finder=numkeys_key_finder(1), group=GROUP,
          summary="Returns the number of members of the intersect of multiple sorted sets.", since="7.0.0",
          complexity="O(N*K) worst case with N being the smallest input sorted set, K being the number of input sorted sets.")
 def zintercard(client: Client, argv: list[bytes]) -> Any:
@@ -789,7 +772,7 @@ def _pop(client: Client, key: bytes, zset: ZSet, maximum: bool, count: int, shap
     popped = [zset.pop(-1 if maximum else 0) for _ in range(min(wanted, len(zset.scores)))]
     client.notify(ev.ZSET, b"zpopmax" if maximum else b"zpopmin", key)
     client.touch(key)
-    _deleted_if_empty(client, key, zset)
+    delete_if_emptied(client, key, zset)
     if shape == "flat":
         return _flat(popped)
     if shape == "keyed":
@@ -801,7 +784,7 @@ def _pop(client: Client, key: bytes, zset: ZSet, maximum: bool, count: int, shap
 def _zpop(client: Client, argv: list[bytes], maximum: bool) -> Any:
     if len(argv) > 3:
         raise SYNTAX_ERROR
-    count = _long_at_least(argv[2], 0, MUST_BE_POSITIVE) if len(argv) == 3 else -1
+    count = parse_int_at_least(argv[2], 0, MUST_BE_POSITIVE) if len(argv) == 3 else -1
     key = argv[1]
     zset = client.db.get_typed(key, ZSet)
     if zset is None:
@@ -810,8 +793,7 @@ def _zpop(client: Client, argv: list[bytes], maximum: bool) -> Any:
         score, member = zset.pop(-1 if maximum else 0)
         client.notify(ev.ZSET, b"zpopmax" if maximum else b"zpopmin", key)
         client.touch(key)
-        if not zset.scores:
-            _deleted_if_empty(client, key, zset)
+        delete_if_emptied(client, key, zset)
         return [member, score]
     return _pop(client, key, zset, maximum, count, "pairs" if client.resp > 2 else "flat")
 
@@ -834,7 +816,7 @@ def zpopmax(client: Client, argv: list[bytes]) -> Any:
 
 def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], bool, int]:
     """``numkeys key [key ...] <MIN | MAX> [COUNT count]`` -> (keys, maximum, count)."""
-    numkeys = _long_at_least(argv[numkeys_index], 1, NUMKEYS_NOT_POSITIVE)
+    numkeys = parse_int_at_least(argv[numkeys_index], 1, NUMKEYS_ERROR)
     where_index = numkeys_index + numkeys + 1
     if where_index >= len(argv):
         raise SYNTAX_ERROR
@@ -845,7 +827,7 @@ def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], boo
     j = where_index + 1
     while j < len(argv):
         if count == -1 and argv[j].lower() == b"count" and j + 1 < len(argv):
-            count = _long_at_least(argv[j + 1], 1, COUNT_NOT_POSITIVE)
+            count = parse_int_at_least(argv[j + 1], 1, COUNT_NOT_POSITIVE)
             j += 2
         else:
             raise SYNTAX_ERROR
@@ -880,7 +862,7 @@ def _pop_propagated(client: Client, key: bytes, zset: ZSet, maximum: bool, count
     return _pop(client, key, zset, maximum, count, shape)
 
 
-@command("zmpop", arity=-4, flags="write", key_finder=_numkeys_finder(1), group=GROUP,
+@command("zmpop", arity=-4, flags="write", key_finder=numkeys_key_finder(1), group=GROUP,
          summary="Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped.",
          since="7.0.0", complexity="O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
 def zmpop(client: Client, argv: list[bytes]) -> Any:
@@ -917,7 +899,7 @@ def bzpopmax(client: Client, argv: list[bytes]) -> Any:
     return _blocking_pop(client, argv, True)
 
 
-@command("bzmpop", arity=-5, flags="write blocking", key_finder=_numkeys_finder(2), group=GROUP,
+@command("bzmpop", arity=-5, flags="write blocking", key_finder=numkeys_key_finder(2), group=GROUP,
          summary="Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
          since="7.0.0", complexity="O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.")
 def bzmpop(client: Client, argv: list[bytes]) -> Any:
