@@ -13,9 +13,8 @@ from .support.resp import RawClient
 
 @pytest.fixture
 def propagated(postroom_server, diff):
-    recorder = Propagation(postroom_server)
-    yield recorder
-    recorder.close()
+    with Propagation(postroom_server) as recorder:
+        yield recorder
 
 
 def test_flush_and_dbsize(diff):

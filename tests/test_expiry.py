@@ -108,14 +108,11 @@ def test_millisecond_precision(r, postroom_server):
 
 
 def test_expiry_propagates_del(diff, postroom_server, expired):
-    recorder = Propagation(postroom_server)
-    try:
+    with Propagation(postroom_server) as recorder:
         diff.check("SET", "k", "v", "PX", "10")
         recorder.take()
         expired[0].wait(1)
         assert recorder.take() == [[b"DEL", b"k"]]
-    finally:
-        recorder.close()
 
 
 @pytest.mark.parametrize(("write", "keeps"), [

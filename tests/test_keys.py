@@ -14,16 +14,14 @@ from .support.recorders import KeyEvents, Propagation
 
 @pytest.fixture
 def events(postroom_server, oracle_server, diff):
-    recorder = KeyEvents(postroom_server, oracle_server)
-    yield recorder
-    recorder.close()
+    with KeyEvents(postroom_server, oracle_server) as recorder:
+        yield recorder
 
 
 @pytest.fixture
 def propagated(postroom_server, diff):
-    recorder = Propagation(postroom_server)
-    yield recorder
-    recorder.close()
+    with Propagation(postroom_server) as recorder:
+        yield recorder
 
 
 def check_all_ttl_tolerant(diff, commands) -> None:

@@ -8,6 +8,8 @@ hands to its propagation sinks (the AOF).
 
 from __future__ import annotations
 
+from typing import Self
+
 from postroom import notifications
 
 from .resp import RawClient
@@ -16,7 +18,20 @@ Event = tuple[bytes, bytes, int]  # (event, key, db index)
 _SENTINEL = b"__recorders_sentinel__"
 
 
-class KeyEvents:
+class _Recorder:
+    """A recorder hooks into a running server; ``with`` guarantees the hooks are removed again."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class KeyEvents(_Recorder):
     """Keyevent notifications of every class (``notify-keyspace-events KEA``) on both servers."""
 
     def __init__(self, postroom_server, oracle_server) -> None:
@@ -69,7 +84,7 @@ class KeyEvents:
         self.sub.close()
 
 
-class Propagation:
+class Propagation(_Recorder):
     """Commands postroom propagates, as (db index, argv) pairs in order."""
 
     def __init__(self, postroom_server) -> None:
