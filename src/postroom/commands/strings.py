@@ -95,7 +95,7 @@ def _deadline_ms(client: Client, expire: bytes, flags: int, name: str) -> int:
          summary="Get the value of a key", since="1.0.0", complexity="O(1)")
 def get(client: Client, argv: list[bytes]) -> Any:
     """GET key"""
-    value = client.db.get(argv[1])
+    value = client.db.get(argv[1])  # get_string inlined: GET is the most benchmarked command
     if value is None or type(value) is bytes:
         return value
     raise WRONGTYPE
@@ -111,7 +111,7 @@ def set_(client: Client, argv: list[bytes]) -> Any:
         client.touch(key)
         client.notify(ev.STRING, b"set", key)
         return OK
-    flags, expire = _parse_extended(argv, 3, True)
+    flags, expire = _parse_extended(argv, 3, keep_ttl=True)
     reply = _set_generic(client, key, argv[2], flags, expire, "set", OK, None)
     if flags & _GET and expire is None:
         client.propagate_as([arg for i, arg in enumerate(argv) if i < 3 or arg.upper() != b"GET"])
@@ -292,7 +292,7 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
             raise OVERFLOW
     else:
         raise WRONGTYPE
-    db.set(key, b"%d" % result, True)
+    db.set(key, b"%d" % result, keep_ttl=True)
     client.touch(key)
     client.notify(ev.STRING, b"incrby", key)
     return result
@@ -341,7 +341,7 @@ def incrbyfloat(client: Client, argv: list[bytes]) -> bytes:
     text = format_long_double(add_long_doubles(current, increment))
     if text is None:
         raise ReplyError("ERR increment would produce NaN or Infinity")
-    db.set(key, text, True)
+    db.set(key, text, keep_ttl=True)
     client.touch(key)
     client.propagate_as([b"SET", key, text, b"KEEPTTL"])
     client.notify(ev.STRING, b"incrbyfloat", key)
@@ -438,6 +438,7 @@ def format_long_double(value: Fraction | None) -> bytes | None:
 
 
 def add_long_doubles(a: Fraction | None, b: Fraction | None) -> Fraction | None:
+    """``a + b`` rounded to long double; infinity (``None``) absorbs everything, as callers reject it."""
     if a is None or b is None:
         return None
     return _round_long_double(a + b)
@@ -447,6 +448,7 @@ def add_long_doubles(a: Fraction | None, b: Fraction | None) -> Fraction | None:
 
 
 def _check_length(client: Client, length: int) -> None:
+    """Refuse to grow a string past ``proto-max-bulk-len``: no client could read it back."""
     if length > client.broker.config["proto-max-bulk-len"]:
         raise TOO_LONG
 
@@ -465,7 +467,7 @@ def append(client: Client, argv: list[bytes]) -> int:
     else:
         _check_length(client, len(old) + len(argv[2]))
         value = old + argv[2]
-        db.set(key, value, True)
+        db.set(key, value, keep_ttl=True)
     client.touch(key)
     client.notify(ev.STRING, b"append", key)
     return len(value)
@@ -529,7 +531,7 @@ def setrange(client: Client, argv: list[bytes]) -> int:
     if len(base) < offset:
         base += bytes(offset - len(base))
     value = base[:offset] + patch + base[offset + len(patch) :]
-    db.set(key, value, True)
+    db.set(key, value, keep_ttl=True)
     client.touch(key)
     client.notify(ev.STRING, b"setrange", key)
     return len(value)
