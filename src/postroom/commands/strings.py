@@ -111,7 +111,7 @@ def set_(client: Client, argv: list[bytes]) -> Any:
         client.touch(key)
         client.notify(ev.STRING, b"set", key)
         return OK
-    flags, expire = _parse_extended(argv, 3, keep_ttl=True)
+    flags, expire = _parse_extended(argv, 3, True)
     reply = _set_generic(client, key, argv[2], flags, expire, "set", OK, None)
     if flags & _GET and expire is None:
         client.propagate_as([arg for i, arg in enumerate(argv) if i < 3 or arg.upper() != b"GET"])
