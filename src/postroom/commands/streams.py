@@ -95,13 +95,17 @@ def _u64(text: bytes) -> int | None:
 
 def parse_id(arg: bytes, missing_seq: int = 0, strict: bool = False) -> int:
     """A stream ID argument (streamGenericParseIDOrReply); ``-``/``+`` only when not ``strict``."""
+    ms_text, dash, seq_text = arg.partition(b"-")
+    if dash and ms_text.isdigit() and seq_text.isdigit():  # the common ``<ms>-<seq>`` form
+        ms, seq = int(ms_text), int(seq_text)
+        if ms <= U64_MAX and seq <= U64_MAX:
+            return ms << 64 | seq
     if len(arg) > 127:
         raise INVALID_ID
     if arg == b"-" or arg == b"+":
         if strict:
             raise INVALID_ID
         return 0 if arg == b"-" else MAX_ID
-    ms_text, dash, seq_text = arg.partition(b"-")
     ms = _u64(ms_text)
     if ms is None:
         raise INVALID_ID

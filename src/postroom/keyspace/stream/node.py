@@ -199,31 +199,53 @@ class Node:
         """Like :meth:`collect`, but each entry is appended to ``out`` already encoded as the RESP
         array ``[id, [field, value, ...]]`` (identical in RESP2 and RESP3) and its ID to ``ids``."""
         buf = self._readable()
-        names = None
-        for stream_id, _start, flags, pos, _end in self.headers(buf):
+        names = [b"$%d\r\n%b\r\n" % (len(name), name) for name in self.fields]
+        pairs = 2 * len(names)
+        append = out.append
+        base = self.master & ~SEQ_MASK
+        pos = 0
+        end = len(buf)
+        while pos < end:  # the header walk of :meth:`headers`, inlined: this is the delivery hot path
+            flags = buf[pos]
+            delta = buf[pos + 1]
+            if delta < 0x80:
+                pos += 2
+            else:
+                delta, pos = get_varint(buf, pos + 1)
+            seq = buf[pos]
+            if seq < 0x80:
+                pos += 1
+            else:
+                seq, pos = get_varint(buf, pos)
+            size = buf[pos]
+            if size < 0x80:
+                pos += 1
+            else:
+                size, pos = get_varint(buf, pos)
+            stream_id = base + (delta << 64) + seq
             if stream_id > hi:
                 return False
             if flags & DELETED or stream_id < lo:
+                pos += size
                 continue
-            text = b"%d-%d" % (stream_id >> 64, stream_id & SEQ_MASK)
+            text = b"%d-%d" % (stream_id >> 64, seq)
             if flags & SAME:
-                if names is None:
-                    names = [b"$%d\r\n%b\r\n" % (len(name), name) for name in self.fields]
-                parts = [b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, 2 * len(names))]
+                append(b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, pairs))
                 for name in names:
                     n = buf[pos]
                     if n < 0x80:
                         pos += 1
                     else:
                         n, pos = get_varint(buf, pos)
-                    parts.append(name)
-                    parts.append(b"$%d\r\n%b\r\n" % (n, buf[pos : pos + n]))
+                    append(name)
+                    append(b"$%d\r\n%b\r\n" % (n, buf[pos : pos + n]))
                     pos += n
             else:
                 values = self.decode(buf, pos, flags)
-                parts = [b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, len(values))]
-                parts.extend(b"$%d\r\n%b\r\n" % (len(value), value) for value in values)
-            out.append(b"".join(parts))
+                pos += size
+                append(b"*2\r\n$%d\r\n%b\r\n*%d\r\n" % (len(text), text, len(values)))
+                for value in values:
+                    append(b"$%d\r\n%b\r\n" % (len(value), value))
             ids.append(stream_id)
             if len(ids) == limit:
                 return False
