@@ -1,4 +1,4 @@
-"""Side effects that several collection families share, with the events Redis emits for them."""
+"""Side effects that several command families share, with the events Redis emits for them."""
 
 from __future__ import annotations
 
@@ -16,3 +16,12 @@ def delete_if_emptied(client: Client, key: bytes, value: Any) -> None:
     if not value:
         client.db.delete(key)
         client.notify(ev.GENERIC, b"del", key)
+
+
+def delete_key(client: Client, key: bytes) -> None:
+    """Delete the live ``key`` as this command's write (GETDEL, an expiry already in the past). It
+    propagates as ``DEL``, so replaying the AOF later does not depend on the clock."""
+    client.db.delete(key)
+    client.touch(key)
+    client.propagate_as([b"DEL", key])
+    client.notify(ev.GENERIC, b"del", key)

@@ -24,6 +24,7 @@ from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
 from .args import LLONG_MAX, LLONG_MIN, SYNTAX_ERROR, invalid_expire_time, parse_int
 from .databases import DB_OUT_OF_RANGE, SAME_OBJECT, parse_db_index
+from .effects import delete_key
 from .registry import command, container
 
 if TYPE_CHECKING:
@@ -267,10 +268,7 @@ def _expire(client: Client, argv: list[bytes], base_ms: int, unit_ms: int) -> in
         if flags & _LT and current is not None and when >= current:
             return 0
     if when <= client.broker.now_ms:
-        db.delete(key)
-        client.touch(key)
-        client.propagate_as([b"DEL", key])
-        client.notify(ev.GENERIC, b"del", key)
+        delete_key(client, key)
         return 1
     db.set_expire(key, when)
     client.touch(key)
@@ -318,9 +316,10 @@ def _ttl(db: Database, key: bytes, now_ms: int) -> int:
     return max(deadline - now_ms, 0) if now_ms else deadline
 
 
-def _ttl_reply(client: Client, key: bytes, relative: bool, divisor: int) -> int:
+def _ttl_reply(client: Client, key: bytes, relative: bool, in_seconds: bool) -> int:
+    """TTL, PTTL, EXPIRETIME, PEXPIRETIME; seconds are rounded to nearest, as Redis does."""
     value = _ttl(client.db, key, client.broker.now_ms if relative else 0)
-    if value < 0 or divisor == 1:
+    if value < 0 or not in_seconds:
         return value
     return (value + 500) // 1000
 
@@ -329,21 +328,21 @@ def _ttl_reply(client: Client, key: bytes, relative: bool, divisor: int) -> int:
          summary="Get the time to live for a key in seconds", since="1.0.0", complexity="O(1)")
 def ttl(client: Client, argv: list[bytes]) -> int:
     """TTL key"""
-    return _ttl_reply(client, argv[1], True, 1000)
+    return _ttl_reply(client, argv[1], True, True)
 
 
 @command("pttl", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
          summary="Get the time to live for a key in milliseconds", since="2.6.0", complexity="O(1)")
 def pttl(client: Client, argv: list[bytes]) -> int:
     """PTTL key"""
-    return _ttl_reply(client, argv[1], True, 1)
+    return _ttl_reply(client, argv[1], True, False)
 
 
 @command("expiretime", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
          summary="Get the expiration Unix timestamp for a key", since="7.0.0", complexity="O(1)")
 def expiretime(client: Client, argv: list[bytes]) -> int:
     """EXPIRETIME key"""
-    return _ttl_reply(client, argv[1], False, 1000)
+    return _ttl_reply(client, argv[1], False, True)
 
 
 @command("pexpiretime", arity=2, flags="readonly fast", keys=(1, 1, 1), group="generic",
@@ -351,7 +350,7 @@ def expiretime(client: Client, argv: list[bytes]) -> int:
          complexity="O(1)")
 def pexpiretime(client: Client, argv: list[bytes]) -> int:
     """PEXPIRETIME key"""
-    return _ttl_reply(client, argv[1], False, 1)
+    return _ttl_reply(client, argv[1], False, False)
 
 
 @command("persist", arity=2, flags="write fast", keys=(1, 1, 1), group="generic",

@@ -20,6 +20,7 @@ from .. import notifications as ev
 from ..keyspace.database import WRONGTYPE
 from ..protocol.replies import OK, ReplyError
 from .args import LLONG_MAX, LLONG_MIN, NOT_FLOAT, NOT_INTEGER, SYNTAX_ERROR, invalid_expire_time, parse_int
+from .effects import delete_key
 from .registry import command
 
 if TYPE_CHECKING:
@@ -176,10 +177,7 @@ def getex(client: Client, argv: list[bytes]) -> Any:
     if expire is not None:
         deadline = _deadline_ms(client, expire, flags, "getex")
         if flags & (_EXAT | _PXAT) and deadline <= client.broker.now_ms:
-            db.delete(key)
-            client.touch(key)
-            client.propagate_as([b"DEL", key])
-            client.notify(ev.GENERIC, b"del", key)
+            delete_key(client, key)
         else:
             db.set_expire(key, deadline)
             client.touch(key)
@@ -200,10 +198,7 @@ def getdel(client: Client, argv: list[bytes]) -> Any:
     db = client.db
     value = get_string(db, key)
     if value is not None:
-        db.delete(key)
-        client.touch(key)
-        client.propagate_as([b"DEL", key])
-        client.notify(ev.GENERIC, b"del", key)
+        delete_key(client, key)
     return value
 
 
