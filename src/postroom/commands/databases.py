@@ -34,6 +34,15 @@ def parse_db_index(arg: bytes, error: ReplyError | None = None) -> int:
     return value
 
 
+def database_at(client: Client, arg: bytes) -> Database:
+    """The database a DB-index argument names (MOVE, COPY ... DB); an error past ``databases``."""
+    index = parse_db_index(arg)
+    dbs = client.broker.dbs
+    if not 0 <= index < len(dbs):
+        raise DB_OUT_OF_RANGE
+    return dbs[index]
+
+
 def _check_flush_flags(argv: list[bytes]) -> None:
     if len(argv) > 2 or (len(argv) == 2 and argv[1].lower() not in (b"sync", b"async")):
         raise SYNTAX_ERROR
@@ -110,12 +119,8 @@ def _signal_blocked_keys(client: Client, db: Database) -> None:
 def move(client: Client, argv: list[bytes]) -> int:
     """MOVE key db"""
     key = argv[1]
-    index = parse_db_index(argv[2])
-    broker = client.broker
-    if not 0 <= index < len(broker.dbs):
-        raise DB_OUT_OF_RANGE
+    dst = database_at(client, argv[2])
     src = client.db
-    dst = broker.dbs[index]
     if src is dst:
         raise SAME_OBJECT
     value = src.get(key)

@@ -23,7 +23,7 @@ from ..keyspace.database import type_name
 from ..keyspace.scan import parse_scan_options
 from ..protocol.replies import OK, ReplyError
 from .args import LLONG_MAX, LLONG_MIN, SYNTAX_ERROR, invalid_expire_time, parse_int
-from .databases import DB_OUT_OF_RANGE, SAME_OBJECT, parse_db_index
+from .databases import SAME_OBJECT, database_at
 from .effects import delete_key
 from .registry import command, container
 
@@ -143,7 +143,6 @@ def renamenx(client: Client, argv: list[bytes]) -> int:
 def copy(client: Client, argv: list[bytes]) -> int:
     """COPY source destination [DB destination-db] [REPLACE]"""
     src = dst = client.db
-    dbs = client.broker.dbs
     replace = False
     i = 3
     while i < len(argv):
@@ -151,10 +150,7 @@ def copy(client: Client, argv: list[bytes]) -> int:
         if option == b"replace":
             replace = True
         elif option == b"db" and i + 1 < len(argv):
-            index = parse_db_index(argv[i + 1])
-            if not 0 <= index < len(dbs):
-                raise DB_OUT_OF_RANGE
-            dst = dbs[index]
+            dst = database_at(client, argv[i + 1])
             i += 1
         else:
             raise SYNTAX_ERROR
