@@ -38,6 +38,7 @@ RANDOM_PICK_LIMIT = 65536
 
 
 def _max_intset(client: Client) -> int:
+    """The intset size limit a set created or grown now must respect (it can change at runtime)."""
     return client.broker.config["set-max-intset-entries"]
 
 
@@ -135,9 +136,7 @@ def spop(client: Client, argv: list[bytes]) -> Any:
     client.notify(ev.SET, b"spop", key)
     client.touch(key)
     if count >= len(value):
-        popped = SetValue()
-        popped.update(set.__iter__(value))
-        popped.intset = value.intset
+        popped = value.copy()
         client.db.delete(key)
         client.notify(ev.GENERIC, b"del", key)
         client.propagate_as([b"DEL", key])
@@ -222,6 +221,7 @@ def _sets(client: Client, keys: list[bytes]) -> list[SetValue | None]:
 
 
 def _intersection(sets: list[SetValue | None], limit: int = 0) -> list[bytes]:
+    """Members of every set, probing from the smallest; stops at ``limit`` members (0: no limit)."""
     if any(s is None or not s for s in sets):
         return []
     ordered = sorted(sets, key=len)  # type: ignore[arg-type]
@@ -239,6 +239,7 @@ def _intersection(sets: list[SetValue | None], limit: int = 0) -> list[bytes]:
 
 
 def _union(sets: list[SetValue | None]) -> set[bytes]:
+    """Members of any set (``set.__iter__`` skips an intset's sorted iteration: order is irrelevant)."""
     result: set[bytes] = set()
     for s in sets:
         if s:
@@ -247,6 +248,7 @@ def _union(sets: list[SetValue | None]) -> set[bytes]:
 
 
 def _difference(sets: list[SetValue | None]) -> set[bytes]:
+    """Members of the first set that no other set holds; stops early once nothing is left."""
     first = sets[0]
     if not first:
         return set()
@@ -265,6 +267,7 @@ def _as_reply(client: Client, members: Any) -> Any:
 
 
 def _store(client: Client, destination: bytes, members: Any, event: bytes) -> int:
+    """The *STORE forms: ``destination`` is replaced by the result, or deleted when it is empty."""
     db = client.db
     if members:
         db.set(destination, SetValue(members, _max_intset(client)))

@@ -41,18 +41,22 @@ class SetValue(set):
         self.intset = len(self) <= max_intset and all(is_int64(m) for m in set.__iter__(self))
 
     def __iter__(self) -> Iterator[bytes]:
+        """An intset lists its members in ascending numeric order, as Redis does. That costs a sort,
+        so code for which order does not matter iterates with ``set.__iter__`` instead."""
         if self.intset:
             return iter(sorted(set.__iter__(self), key=int))
         return set.__iter__(self)
 
     def copy(self) -> SetValue:
+        """An independent set with the same encoding (COPY, SPOP of every member)."""
         clone = SetValue()
         clone.update(set.__iter__(self))
         clone.intset = self.intset
         return clone
 
     def add_members(self, members: list[bytes], max_intset: int) -> int:
-        """Add ``members``; the number that were new."""
+        """Add ``members``; the number that were new. ``max_intset`` matters only while the set is
+        still an intset (callers pass 0 otherwise, sparing the config lookup)."""
         before = len(self)
         scan_order = self.scan_order
         if scan_order is None:
