@@ -249,3 +249,32 @@ def test_bgsave_keeps_get_latency_low(rdb_server):
     if latency["baseline_p99_ms"] > 2.5:
         pytest.skip(f"machine too busy to measure: p99 without a save is {latency['baseline_p99_ms']} ms")
     assert latency["during_p99_ms"] <= 5.0, latency
+
+
+def test_failed_bgsave_stops_writes_until_a_save_succeeds(tmp_path):
+    """stop-writes-on-bgsave-error: MISCONF with Redis's text, lifted by a good save or by config."""
+    srv = Server(tmp_path, "--appendonly", "no", "--save", "3600 1")
+    srv.start()
+    try:
+        r = srv.client()
+        r.set("k", "v")
+        gone = tmp_path / "gone"
+        gone.mkdir()
+        r.config_set("dir", str(gone))
+        gone.rmdir()
+        assert r.bgsave()
+        wait_until(lambda: r.info("persistence")["rdb_bgsave_in_progress"] == 0)
+        assert r.info("persistence")["rdb_last_bgsave_status"] == "err"
+        with pytest.raises(redis.ResponseError, match="MISCONF Redis is configured to save RDB snapshots"):
+            r.set("k", "w")
+        assert r.get("k") == b"v"  # reads still work
+        r.config_set("stop-writes-on-bgsave-error", "no")
+        r.set("k", "w")
+        r.config_set("stop-writes-on-bgsave-error", "yes")
+        with pytest.raises(redis.ResponseError, match="MISCONF"):
+            r.set("k", "x")
+        gone.mkdir()
+        assert r.save()
+        r.set("k", "x")
+    finally:
+        srv.stop()

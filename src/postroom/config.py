@@ -193,6 +193,7 @@ PARAMS: list[Param] = [
     Param("save", "3600 1 300 100 60 10000", _save_points),
     Param("dbfilename", "dump.postroom", _string),
     Param("rdb-key-save-delay", "0", _int_range(0, INT_MAX)),  # microseconds per key (tests of slow saves)
+    Param("stop-writes-on-bgsave-error", "yes", _bool),
     Param("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
     Param("logfile", "", _string, mutable=False),
     Param("pidfile", "", _string),

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("postroom.aof")
 
+RDB_MISCONF = ("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. "
+               "Commands that may modify the data set are disabled, because this instance is configured to report "
+               "errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check "
+               "the Redis logs for details about the RDB error.")
+
 
 class Persistence:
     """The broker's durability: startup loading, the AOF (appending, fsync policy, write failures),
@@ -56,6 +61,7 @@ class Persistence:
         self.loaded_expired = 0
         self.children = ChildProcesses()
         self.saver = SnapshotSaver(broker, self.children, self.can_fork)
+        self.saver.on_status = self._update_write_denial
         self.rewriter = AofRewriter(broker, self.children, self.directory, config["appendfilename"], self.can_fork,
                                     lambda: self.commit(force=True))
 
@@ -71,6 +77,8 @@ class Persistence:
         broker.persistence_info = self.info  # type: ignore[attr-defined]
         broker.persistence = self  # type: ignore[attr-defined]
         broker.cron_hooks.append(self._cron)
+        for name in ("save", "stop-writes-on-bgsave-error"):
+            broker.config.on_change(name, lambda _value: self._update_write_denial())
         if not self.enabled:
             self._load_snapshot()
             broker.dirty = 0
@@ -193,13 +201,25 @@ class Persistence:
                 self.commit()
 
     def _write_status_changed(self, ok: bool) -> None:
+        self._update_write_denial()
+
+    def _update_write_denial(self) -> None:
+        """Refuse writes while the disk refuses them (Redis's ``writeCommandsDeniedByDiskError``).
+
+        A failed background save counts when save points are configured and
+        ``stop-writes-on-bgsave-error`` is on; then a failed AOF write. Both clear on the next success.
+        """
         broker = self.broker
-        if ok:
-            broker.deny_writes = None  # type: ignore[attr-defined]
-        else:
-            assert self.aof is not None
-            broker.deny_writes = f"MISCONF Errors writing to the AOF file: {self.aof.last_write_error}"  # type: ignore[attr-defined]
-        broker.reset_dispatch_cache()
+        config = broker.config
+        aof = self.aof
+        denial = None
+        if config["stop-writes-on-bgsave-error"] and config["save"] and not self.saver.last_bgsave_ok:
+            denial = RDB_MISCONF
+        elif aof is not None and not aof.last_write_ok:
+            denial = f"MISCONF Errors writing to the AOF file: {aof.last_write_error}"
+        if denial != broker.deny_writes:
+            broker.deny_writes = denial  # type: ignore[attr-defined]
+            broker.reset_dispatch_cache()
 
     # -- INFO ----------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class SnapshotSaver:
         self.last_attempt = 0.0
         self.scheduled = False
         self._dirty_at_start = 0
+        self.on_status: Callable[[], None] = lambda: None  # the save status changed (write denial)
 
     @property
     def path(self) -> Path:
@@ -61,9 +62,17 @@ class SnapshotSaver:
             keys = write_snapshot(self.broker, self.path)
         except OSError as exc:
             log.warning("Failed saving the DB: %s", exc)
+            self._set_status(False)
             raise
         log.info("DB saved on disk (%d keys)", keys)
         self._saved(dirty)
+        self._set_status(True)
+
+    def _set_status(self, ok: bool) -> None:
+        """Record the outcome of a save (SAVE too, as Redis's rdbSave does) and report changes."""
+        if ok != self.last_bgsave_ok:
+            self.last_bgsave_ok = ok
+            self.on_status()
 
     def _saved(self, dirty_at_start: int) -> None:
         self.broker.dirty = max(self.broker.dirty - dirty_at_start, 0)
@@ -115,7 +124,7 @@ class SnapshotSaver:
         self._finished_bgsave(ok, started)
 
     def _finished_bgsave(self, ok: bool, started: float, counted: bool = False) -> None:
-        self.last_bgsave_ok = ok
+        self._set_status(ok)
         self.last_bgsave_seconds = int(time.monotonic() - started)
         if ok:
             log.info("Background saving terminated with success")
