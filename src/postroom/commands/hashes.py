@@ -56,6 +56,7 @@ def _hash(client: Client, key: bytes) -> HashValue | None:
 
 
 def _writable_hash(client: Client, key: bytes) -> HashValue:
+    """The live hash at ``key``, created (and added to the keyspace) when missing."""
     value = _hash(client, key)
     if value is None:
         value = HashValue()
@@ -63,11 +64,11 @@ def _writable_hash(client: Client, key: bytes) -> HashValue:
     return value
 
 
-
 # -- setting fields --------------------------------------------------------------------------
 
 
 def _set_pairs(client: Client, key: bytes, pairs: list[bytes]) -> int:
+    """HSET, HMSET, HSETNX: store ``field value`` pairs; the number of fields that were new."""
     value = _writable_hash(client, key)
     if value.listpack:
         value.check_encoding(client.broker.config, map(len, pairs))
@@ -345,6 +346,7 @@ _CONDITIONS = (b"NX", b"XX", b"GT", b"LT")
 
 
 def _condition_met(condition: bytes | None, current: int | None, deadline: int) -> bool:
+    """Whether NX/XX/GT/LT allows replacing a field's ``current`` deadline (``None``: no TTL)."""
     if condition is None:
         return True
     if condition == b"NX":
@@ -361,7 +363,9 @@ def _hexpire(client: Client, argv: list[bytes], unit_ms: int, relative: bool) ->
     name = argv[0].decode().lower()
     value = _hash(client, key)
     deadline = _deadline(client, argv[2], unit_ms, relative, name)
-    condition = argv[3].upper() if argv[3].upper() in _CONDITIONS else None
+    condition: bytes | None = argv[3].upper()
+    if condition not in _CONDITIONS:
+        condition = None
     fields = _fields(argv, 3 if condition is None else 4)
     if value is None:
         return [-2] * len(fields)
@@ -382,16 +386,24 @@ def _hexpire(client: Client, argv: list[bytes], unit_ms: int, relative: bool) ->
                 value.set_ttl(field, deadline)
                 results.append(1)
     if changed:
-        client.touch(key)
-        if past:
-            client.propagate_as([b"HDEL", key, *changed])
-            client.notify(ev.HASH, b"hdel", key)
-            delete_if_emptied(client, key, value)
-        else:
-            client.propagate_as([b"HPEXPIREAT", key, b"%d" % deadline, b"FIELDS", b"%d" % len(changed), *changed])
-            client.notify(ev.HASH, b"hexpire", key)
-            field_expiry(client.broker).schedule(client.db, key, value)
+        _fields_expiry_changed(client, key, value, changed, deadline, past)
     return results
+
+
+def _fields_expiry_changed(client: Client, key: bytes, value: HashValue, fields: list[bytes], deadline: int,
+                           past: bool) -> None:
+    """The effects of giving ``fields`` a ``deadline`` (HEXPIRE family, HGETEX): when it had already
+    ``past`` they were deleted and propagate as HDEL, else as HPEXPIREAT, so a replay never depends
+    on the clock; future deadlines are handed to active field expiry."""
+    client.touch(key)
+    if past:
+        client.propagate_as([b"HDEL", key, *fields])
+        client.notify(ev.HASH, b"hdel", key)
+        delete_if_emptied(client, key, value)
+    else:
+        client.propagate_as([b"HPEXPIREAT", key, b"%d" % deadline, b"FIELDS", b"%d" % len(fields), *fields])
+        client.notify(ev.HASH, b"hexpire", key)
+        field_expiry(client.broker).schedule(client.db, key, value)
 
 
 @command("hexpire", arity=-6, flags="write denyoom fast", keys=(1, 1, 1), group="hash",
@@ -423,6 +435,7 @@ def hpexpireat(client: Client, argv: list[bytes]) -> list[int]:
 
 
 def _ttl_query(client: Client, argv: list[bytes], convert: Any) -> list[int]:
+    """HTTL family: ``convert(deadline, now_ms)`` per field; -2 for a missing field, -1 without TTL."""
     value = _hash(client, argv[1])
     fields = _fields(argv, 2)
     if value is None:
@@ -561,19 +574,13 @@ def hgetex(client: Client, argv: list[bytes]) -> list[bytes | None]:
         return results
     if not present:
         return results
-    client.touch(key)
-    if deadline <= client.broker.now_ms:
-        for field in present:
-            value.remove(field)
-        client.propagate_as([b"HDEL", key, *present])
-        client.notify(ev.HASH, b"hdel", key)
-        delete_if_emptied(client, key, value)
-        return results
+    past = deadline <= client.broker.now_ms
     for field in present:
-        value.set_ttl(field, deadline)
-    client.propagate_as([b"HPEXPIREAT", key, b"%d" % deadline, b"FIELDS", b"%d" % len(present), *present])
-    client.notify(ev.HASH, b"hexpire", key)
-    field_expiry(client.broker).schedule(client.db, key, value)
+        if past:
+            value.remove(field)
+        else:
+            value.set_ttl(field, deadline)
+    _fields_expiry_changed(client, key, value, present, deadline, past)
     return results
 
 
@@ -583,7 +590,9 @@ def hgetex(client: Client, argv: list[bytes]) -> list[bytes | None]:
 def hsetex(client: Client, argv: list[bytes]) -> int:
     """HSETEX key [FNX | FXX] [EX seconds | PX milliseconds | EXAT unix-time-seconds | PXAT unix-time-milliseconds | KEEPTTL] FIELDS numfields field value [field value ...]"""
     key = argv[1]
-    existence = argv[2].upper() if argv[2].upper() in (b"FNX", b"FXX") else None
+    existence: bytes | None = argv[2].upper()
+    if existence not in (b"FNX", b"FXX"):
+        existence = None
     rest = argv[:2] + argv[3:] if existence else argv
     (option, deadline), at = _expiry_option(client, rest, "hsetex", (b"KEEPTTL",))
     if at >= len(rest) or rest[at].upper() != b"FIELDS":

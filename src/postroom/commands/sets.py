@@ -42,7 +42,6 @@ def _max_intset(client: Client) -> int:
     return client.broker.config["set-max-intset-entries"]
 
 
-
 @command("sadd", arity=-3, flags="write denyoom fast", keys=(1, 1, 1), group="set",
          summary="Adds one or more members to a set. Creates the key if it doesn't exist.")
 def sadd(client: Client, argv: list[bytes]) -> int:
