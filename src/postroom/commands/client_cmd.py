@@ -19,13 +19,12 @@ from ..protocol.replies import OK, ReplyError, Verbatim
 from .args import SYNTAX_ERROR, parse_int
 from .connection import validate_client_name
 from .registry import command, container, lookup
-from .server import help_reply
+from .server import help_reply, subcommand_syntax_error
 
 if TYPE_CHECKING:
     from ..broker import Broker
     from ..client import Client
 
-SUBCOMMAND_SYNTAX = "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP."
 CLIENT_TYPES = {b"normal": "normal", b"slave": "replica", b"replica": "replica", b"pubsub": "pubsub",
                 b"master": "master"}
 
@@ -363,7 +362,7 @@ def _may_replicate(cmd: Any) -> bool:
 def client_pause(client: Client, argv: list[bytes]) -> str:
     """CLIENT PAUSE timeout [WRITE | ALL]"""
     if len(argv) > 4:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace")))
+        raise subcommand_syntax_error(argv)
     pause_all = True
     if len(argv) == 4:
         mode = argv[3].lower()
@@ -401,7 +400,7 @@ def client_unpause(client: Client, argv: list[bytes]) -> str:
 def client_unblock(client: Client, argv: list[bytes]) -> int:
     """CLIENT UNBLOCK client-id [TIMEOUT | ERROR]"""
     if len(argv) > 4:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace")))
+        raise subcommand_syntax_error(argv)
     cid = parse_int(argv[2])
     with_error = False
     if len(argv) == 4:

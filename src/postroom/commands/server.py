@@ -17,7 +17,6 @@ from .registry import command, container
 if TYPE_CHECKING:
     from ..client import Client
 
-SUBCOMMAND_SYNTAX = "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP."
 
 
 def help_reply(name: str, lines: list[str]) -> list[str]:
@@ -28,6 +27,14 @@ def help_reply(name: str, lines: list[str]) -> list[str]:
         "HELP",
         "    Prints this help.",
     ]
+
+
+def subcommand_syntax_error(argv: list[bytes]) -> ReplyError:
+    """Redis's ``addReplySubcommandSyntaxError``: a known subcommand of a container (SLOWLOG GET,
+    CLIENT PAUSE) was given arguments its arity allows but its syntax does not."""
+    subcommand = argv[1].decode("utf-8", "replace")
+    name = argv[0].decode("utf-8", "replace").upper()
+    return ReplyError(f"ERR unknown subcommand or wrong number of arguments for '{subcommand}'. Try {name} HELP.")
 
 
 # -- CONFIG --------------------------------------------------------------------------------------
@@ -190,7 +197,7 @@ container("slowlog", group="server", summary="A container for slow log commands.
 def slowlog_get(client: Client, argv: list[bytes]) -> list[list[Any]]:
     """SLOWLOG GET [count]"""
     if len(argv) > 3:
-        raise ReplyError(SUBCOMMAND_SYNTAX.format(argv[1].decode("utf-8", "replace"), "SLOWLOG"))
+        raise subcommand_syntax_error(argv)
     count = 10
     if len(argv) == 3:
         error = ReplyError("ERR count should be greater than or equal to -1")
