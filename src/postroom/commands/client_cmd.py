@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..blocking import UNBLOCKED_ERROR, Block, Waiter
 from ..monitor import peer_id
 from ..protocol.replies import OK, ReplyError, Verbatim
-from .args import SYNTAX_ERROR, parse_int
+from .args import SYNTAX_ERROR, parse_int, parse_int_at_least
 from .connection import validate_client_name
 from .registry import command, container, lookup
 from .server import help_reply, subcommand_syntax_error
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 CLIENT_TYPES = {b"normal": "normal", b"slave": "replica", b"replica": "replica", b"pubsub": "pubsub",
                 b"master": "master"}
+
+INVALID_CLIENT_ID = ReplyError("ERR Invalid client ID")
+CLIENT_ID_NOT_POSITIVE = ReplyError("ERR client-id should be greater than 0")
 
 container("client", group="connection", summary="A container for client connection commands.", since="2.4.0")
 
@@ -40,12 +43,14 @@ def client_type(client: Client) -> str:
 
 
 def local_id(client: Client) -> str:
+    """CLIENT LIST's ``laddr``: the local address, or ``<socket path>:0`` on the unix socket as Redis."""
     if client.kind == "unix":
         return f"{client.broker.config['unixsocket']}:0"
     return client.laddr
 
 
 def _flags(client: Client) -> str:
+    """CLIENT LIST's ``flags`` letters, in Redis's order; ``N`` when none applies."""
     flags = ""
     if client.monitor:
         flags += "O"
@@ -161,9 +166,7 @@ def client_list(client: Client, argv: list[bytes]) -> Verbatim:
         kind = _parse_type(argv[3])
         clients = [c for c in clients if client_type(c) == kind]
     elif len(argv) > 3 and argv[2].lower() == b"id":
-        wanted = []
-        for arg in argv[3:]:
-            wanted.append(parse_int(arg, ReplyError("ERR Invalid client ID")))
+        wanted = [parse_int(arg, INVALID_CLIENT_ID) for arg in argv[3:]]
         by_id = client.broker.clients
         clients = [by_id[cid] for cid in wanted if cid in by_id]
     elif len(argv) != 2:
@@ -237,11 +240,7 @@ def client_kill(client: Client, argv: list[bytes]) -> Any:
     for i in range(2, len(argv), 2):
         option, value = argv[i].lower(), argv[i + 1]
         if option == b"id":
-            error = ReplyError("ERR client-id should be greater than 0")
-            cid = parse_int(value, error)
-            if cid < 1:
-                raise error
-            filters.append(("id", cid))
+            filters.append(("id", parse_int_at_least(value, 1, CLIENT_ID_NOT_POSITIVE)))
         elif option == b"type":
             filters.append(("type", _parse_type(value)))
         elif option == b"addr":
@@ -269,6 +268,7 @@ def client_kill(client: Client, argv: list[bytes]) -> Any:
 
 
 def _matches(client: Client, field: str, value: Any) -> bool:
+    """Whether ``client`` passes one CLIENT KILL filter (filters combine with AND)."""
     if field == "id":
         return client.id == value
     if field == "type":
@@ -354,6 +354,7 @@ class ClientPause:
 
 
 def _may_replicate(cmd: Any) -> bool:
+    """What CLIENT PAUSE WRITE holds back: writes and commands that may propagate (PUBLISH, EVAL...)."""
     return cmd.is_write or "may_replicate" in cmd.flags
 
 
