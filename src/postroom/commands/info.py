@@ -85,6 +85,7 @@ def _clients(broker: Broker) -> Lines:
 
 
 def _postponed(broker: Broker) -> int:
+    """Clients held by CLIENT PAUSE: parked like blocked ones, but Redis does not count them as blocked."""
     pause = broker.client_pause
     return len(pause.postponed) if pause is not None else 0
 
@@ -270,6 +271,7 @@ def select_sections(args: list[bytes]) -> set[str]:
 
 
 def render(broker: Broker, client: Client, sections: set[str]) -> bytes:
+    """The chosen ``sections`` in Redis's order, blank-line separated, with CRLF line ends."""
     blocks = []
     for name, (title, build) in SECTIONS.items():
         if name in sections:

@@ -111,6 +111,7 @@ def command_info(record: Command) -> list[Any]:
 
 
 def command_docs(record: Command) -> dict[bytes, Any]:
+    """One COMMAND DOCS entry (summary, since, group, complexity, subcommands) from the table."""
     docs: dict[bytes, Any] = {
         b"summary": record.summary.encode(),
         b"since": record.since.encode(),
