@@ -30,7 +30,7 @@ from itertools import islice
 
 from sortedcontainers import SortedList
 
-from ..commands.args import NOT_INTEGER, SYNTAX_ERROR, parse_int
+from ..commands.args import SYNTAX_ERROR, parse_int
 from ..glob import glob_match
 from ..protocol.replies import ReplyError
 
@@ -50,7 +50,8 @@ def position(element: bytes) -> int:
 
 
 class ScanOrder:
-    """Companion of one container (a Database's keys, a hash's fields, a set's members, a zset's members) giving Redis's SCAN guarantee: every element present for the whole scan is returned at least once, whatever is added or removed meanwhile, with stateless integer cursors."""
+    """The SCAN order of one container (a database's keys, a hash's fields, a set's or a sorted
+    set's members); see the module docstring for the guarantee and its cost."""
 
     __slots__ = ("index",)
 
@@ -100,6 +101,7 @@ class ScanOrder:
         return self._built(keys)[n][1]
 
     def _built(self, keys: Collection[bytes]) -> SortedList:
+        """The index, built from ``keys`` on first use; ``added``/``removed`` keep it current after."""
         index = self.index
         if index is None:
             index = self.index = SortedList((position(key), key) for key in keys)
@@ -149,7 +151,7 @@ def parse_scan_options(argv: list[bytes], start: int, allow_type: bool) -> ScanO
             raise SYNTAX_ERROR
         option = argv[i].lower()
         if option == b"count":
-            count = parse_int(argv[i + 1], NOT_INTEGER)
+            count = parse_int(argv[i + 1])
             if count < 1:
                 raise SYNTAX_ERROR
             options.count = count
