@@ -49,6 +49,8 @@ class HashValue(dict):
         self.scheduled = None  # this hash's live (deadline, db, key) entry in the FieldExpiry heap
 
     def copy(self) -> HashValue:
+        """An independent hash with the same fields, TTLs and encoding (COPY). It has no heap entry
+        yet: storing it at a key schedules its field expiry there (see :meth:`FieldExpiry.schedule`)."""
         clone = HashValue()
         clone.update(self)
         clone.listpack = self.listpack
@@ -58,6 +60,7 @@ class HashValue(dict):
         return clone
 
     def object_encoding(self, config: Any) -> str:
+        """Redis 7.4's names: ``listpackex`` is a listpack hash that has had field TTLs."""
         if not self.listpack:
             return "hashtable"
         return "listpack" if self.expires is None else "listpackex"
@@ -84,6 +87,7 @@ class HashValue(dict):
         return new
 
     def check_size(self, config: Any) -> None:
+        """Leave the listpack encoding once the hash has more than hash-max-listpack-entries fields."""
         if self.listpack and len(self) > config["hash-max-listpack-entries"]:
             self.listpack = False
 
@@ -110,10 +114,12 @@ class HashValue(dict):
     # -- field TTLs ----------------------------------------------------------------------------
 
     def ttl_of(self, field: bytes) -> int | None:
+        """The field's deadline (unix ms), ``None`` when it has none."""
         expires = self.expires
         return None if expires is None else expires.get(field)
 
     def set_ttl(self, field: bytes, deadline: int) -> None:
+        """Give ``field`` a deadline; the caller schedules the hash with :func:`field_expiry`."""
         if self.expires is None:
             self.expires = {}
         self.expires[field] = deadline
@@ -121,6 +127,7 @@ class HashValue(dict):
             self.next_deadline = deadline
 
     def forget_ttl(self, field: bytes) -> None:
+        """Drop ``field``'s deadline (it must have one), keeping ``next_deadline`` the earliest left."""
         expires = self.expires
         assert expires is not None
         deadline = expires.pop(field)
@@ -128,6 +135,7 @@ class HashValue(dict):
             self.next_deadline = min(expires.values()) if expires else NEVER
 
     def due_fields(self, now: int) -> list[bytes]:
+        """Fields whose deadline is ``now`` or earlier; one comparison when none is due."""
         expires = self.expires
         if expires is None or self.next_deadline > now:
             return []
