@@ -93,28 +93,35 @@ class Node:
 
     def append(self, stream_id: int, argv: list[bytes], start: int) -> None:
         """Store the entry whose field/value pairs are ``argv[start:]``."""
+        parts: list[bytes] = [b""]  # the header goes first, once the body's size is known
         if argv[start::2] == self.fields:
             flags = SAME
-            parts = []
+            size = 0
             for value in argv[start + 1 :: 2]:
                 n = len(value)
-                parts.append(_BYTE[n] if n < 0x80 else _varint_bytes(n))
+                if n < 0x80:
+                    parts.append(_BYTE[n])
+                    size += n + 1
+                else:
+                    prefix = _varint_bytes(n)
+                    parts.append(prefix)
+                    size += n + len(prefix)
                 parts.append(value)
-            body = b"".join(parts)
         else:
             flags = 0
             body = _varint_bytes((len(argv) - start) // 2) + _strings(argv[start:])
+            parts.append(body)
+            size = len(body)
         delta = (stream_id >> 64) - (self.master >> 64)
         seq = stream_id & SEQ_MASK
-        size = len(body)
         if seq < 0x80 and size < 0x80 and delta < 0x4000:
             if delta < 0x80:
-                self.buf += bytes((flags, delta, seq, size))
+                parts[0] = bytes((flags, delta, seq, size))
             else:
-                self.buf += bytes((flags, (delta & 0x7F) | 0x80, delta >> 7, seq, size))
+                parts[0] = bytes((flags, (delta & 0x7F) | 0x80, delta >> 7, seq, size))
         else:
-            self.buf += _header(flags, delta, seq, size)
-        self.buf += body
+            parts[0] = _header(flags, delta, seq, size)
+        self.buf += b"".join(parts)
         self.live += 1
         self.total += 1
         self.last = stream_id
