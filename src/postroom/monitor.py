@@ -36,9 +36,11 @@ def peer_id(client: Client) -> str:
 
 
 def feed_monitors(broker: Broker, client: Client, cmd: Command, argv: list[bytes]) -> None:
+    """Send one executed command to every monitor, dropping monitors that closed meanwhile."""
     if client.waiter is not None or "admin" in cmd.flags or "skip_monitor" in cmd.flags:
         return
     now = time.time()
+    # Not peer_id: Redis's MONITOR line names a unix socket client "unix:<path>", not "<path>:0".
     peer = f"unix:{broker.config['unixsocket']}" if client.kind == "unix" else client.addr
     line = b"+%d.%06d [%d %s] %s\r\n" % (
         int(now), int(now * 1_000_000) % 1_000_000, client.db.index, peer.encode(), b" ".join(map(quote, argv))

@@ -31,6 +31,8 @@ LATENCY_HISTORY_LEN = 160
 
 @dataclass(slots=True)
 class SlowLogEntry:
+    """One SLOWLOG GET entry, its arguments already truncated as Redis shows them."""
+
     id: int
     timestamp: int  # unix seconds
     duration_us: int
@@ -61,6 +63,7 @@ class SlowOps:
         self._configure(None)
 
     def _configure(self, _value: object) -> None:
+        """Config hook: recompute both thresholds (and the broker's one-comparison gate) and the cap."""
         config = self.broker.config
         slower_than_us = config["slowlog-log-slower-than"]
         self.slowlog_ns = slower_than_us * 1000 if slower_than_us >= 0 else NEVER
@@ -68,8 +71,7 @@ class SlowOps:
         self.latency_ns = latency_ms * 1_000_000 if latency_ms > 0 else NEVER
         self.broker.slow_threshold_ns = min(self.slowlog_ns, self.latency_ns)
         self.max_len = config["slowlog-max-len"]
-        while len(self.entries) > self.max_len:
-            self.entries.pop()
+        self._trim()
 
     def record(self, client: Client, cmd: Command, argv: list[bytes], elapsed_ns: int) -> None:
         """A command took at least the smaller threshold: log it where its duration qualifies."""
@@ -79,6 +81,7 @@ class SlowOps:
             self.add_latency_sample("fast-command" if cmd.is_fast else "command", elapsed_ns // 1_000_000)
 
     def push_slowlog(self, client: Client, argv: list[bytes], duration_us: int) -> None:
+        """Log a command newest-first, keeping at most 32 arguments of 128 bytes as Redis does."""
         if self.max_len == 0:
             return
         shown: list[bytes] = []
@@ -95,8 +98,13 @@ class SlowOps:
         entry = SlowLogEntry(self.next_id, int(time.time()), duration_us, shown, peer_id(client).encode(), client.name)
         self.next_id += 1
         self.entries.appendleft(entry)
-        while len(self.entries) > self.max_len:
-            self.entries.pop()
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest entries beyond ``slowlog-max-len``."""
+        entries = self.entries
+        while len(entries) > self.max_len:
+            entries.pop()
 
     def add_latency_sample(self, event: str, ms: int) -> None:
         """Record ``ms`` for ``event``; one sample per second is kept (the highest), as Redis does."""

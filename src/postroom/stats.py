@@ -38,6 +38,7 @@ def iter_commands() -> list[Command]:
 
 
 def total_commands_processed() -> int:
+    """Commands run since start (or CONFIG RESETSTAT), summed from the per-command counters."""
     return sum(record.calls for record in iter_commands())
 
 
@@ -76,6 +77,7 @@ class ServerStats:
 
     @property
     def instantaneous_ops_per_sec(self) -> int:
+        """Mean of the last :data:`SAMPLES` rates, as Redis's ``getInstantaneousMetric``."""
         samples = self.ops_samples
         return int(sum(samples) / len(samples)) if samples else 0
 
