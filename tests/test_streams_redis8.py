@@ -311,3 +311,27 @@ def test_released_entries_survive_a_snapshot(postroom_server):
     released, owned = group.pel.get(1 << 64), group.pel.get(2 << 64)
     assert released.consumer is None and released.delivery_count == 2**63 - 1
     assert owned.consumer is group.consumers[b"c"] and list(group.consumers[b"c"].pel.map) == [2 << 64]
+
+
+def test_blocked_claim_reader_gets_entries_that_become_idle(postroom_server):
+    """CLAIM's condition may become true while the reader blocks: it is served then, no write needed."""
+    import time
+
+    admin = RawClient(postroom_server.port)
+    waiter = RawClient(postroom_server.port)
+    try:
+        admin.call("FLUSHALL")
+        admin.call("XADD", "s", "1-0", "f", "v")
+        admin.call("XGROUP", "CREATE", "s", "g", "0")
+        admin.call("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">")
+        started = time.monotonic()
+        reply = waiter.call("XREADGROUP", "GROUP", "g", "c2", "BLOCK", "5000", "CLAIM", "150", "STREAMS", "s", ">")
+        waited = time.monotonic() - started
+        entries = reply[1][0][1][1][1]
+        assert [entry[1][0] for entry in entries] == [("$", b"1-0")]
+        assert 0.1 < waited < 4
+        owners = admin.call("XPENDING", "s", "g", "-", "+", "10")[1]
+        assert owners[0][1][1] == ("$", b"c2")
+    finally:
+        admin.close()
+        waiter.close()

@@ -961,6 +961,36 @@ def _claim_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[
     return claimed
 
 
+def _wake_when_idle(client: Client, argv: list[bytes], args: ReadArgs, groups: list[Group],
+                    after: list[int | None]) -> None:
+    """A blocked CLAIM reader is retried when the next pending entry reaches min-idle-time."""
+    broker = client.broker
+    if broker.loop is None:
+        return
+    now = broker.now_ms
+    keys = argv[args.streams_at : args.streams_at + args.nstreams]
+    soonest = None
+    for i, group in enumerate(groups):
+        if after[i] is not None:
+            continue
+        stream = client.db.data[keys[i]]
+        for stream_id, nack in group.pel.map.items():
+            due = nack.delivery_time + args.claim  # type: ignore[operator]
+            if due > now and (soonest is None or due < soonest) and stream_id in stream:
+                soonest = due
+    if soonest is None:
+        return
+    db_index = client.db.index
+
+    def wake() -> None:
+        with broker.lock:
+            for key in keys:
+                broker.blocking.signal_ready(db_index, key)
+            broker.blocking.serve_ready()
+
+    broker.call_later((soonest - now) / 1000, wake)
+
+
 def _deliver_new(client: Client, key: bytes, stream: Stream, group: Group, consumer: Consumer,
                  args: ReadArgs, propagate: list[list[bytes]] | None, structured: bool = False) -> tuple[int, Any]:
     """Serve ``>``: entries after the group's last ID, each added to the PELs unless NOACK.
@@ -1138,6 +1168,8 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
         client.propagate_as(*(propagate or []))
         return _stream_map(client, served)
     if args.timeout >= 0:
+        if args.claim is not None:
+            _wake_when_idle(client, argv, args, groups, after)
         return _reading_block(argv, args, argv[first_id:])
     return NULL_ARRAY
 
