@@ -20,6 +20,8 @@ Token = tuple[int, object]
 
 @lru_cache(maxsize=4096)
 def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
+    """The pattern as tokens, runs of ``*`` merged; with ``nocase`` letters are lower-cased here, once,
+    so matching compares bytes only. Cached: the same patterns (PSUBSCRIBE, SCAN MATCH) recur."""
     tokens: list[Token] = []
     i, n = 0, len(pattern)
     while i < n:
@@ -54,11 +56,16 @@ def _compile(pattern: bytes, nocase: bool) -> tuple[Token, ...]:
             # An unterminated class ends the pattern, as in Redis.
         elif c == 0x5C and i + 1 < n:  # '\\x' escape
             i += 1
-            tokens.append((_LITERAL, pattern[i]))
+            tokens.append((_LITERAL, _folded(pattern[i], nocase)))
         else:
-            tokens.append((_LITERAL, c))
+            tokens.append((_LITERAL, _folded(c, nocase)))
         i += 1
     return tuple(tokens)
+
+
+def _folded(byte: int, nocase: bool) -> int:
+    """``byte`` lower-cased when matching ignores case (ASCII only, as Redis's ``tolower``)."""
+    return byte + 0x20 if nocase and 0x41 <= byte <= 0x5A else byte
 
 
 def glob_match(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
@@ -67,12 +74,10 @@ def glob_match(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
         return True
     tokens = _compile(pattern, nocase)
     if nocase:
-        subject = subject.lower()
+        subject = subject.lower()  # bytes.lower() folds ASCII only, like the tokens
     # states: set of token indexes reachable after consuming the subject so far
     states = _closure(tokens, {0})
     for ch in subject:
-        if nocase and 0x41 <= ch <= 0x5A:
-            ch += 0x20
         nxt: set[int] = set()
         for t in states:
             if t == len(tokens):
@@ -83,8 +88,7 @@ def glob_match(pattern: bytes, subject: bytes, nocase: bool = False) -> bool:
             elif kind == _ANY:
                 nxt.add(t + 1)
             elif kind == _LITERAL:
-                lit = arg if not nocase or not (0x41 <= arg <= 0x5A) else arg + 0x20  # type: ignore[operator]
-                if lit == ch:
+                if arg == ch:
                     nxt.add(t + 1)
             else:
                 negate, members = arg  # type: ignore[misc]
