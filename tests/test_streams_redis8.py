@@ -335,3 +335,32 @@ def test_blocked_claim_reader_gets_entries_that_become_idle(postroom_server):
     finally:
         admin.close()
         waiter.close()
+
+
+def test_idmp_propagates_and_replays():
+    """IDMP/IDMPAUTO appends propagate with the concrete ID and the idempotent ID, and an AOF replay
+    of that form rebuilds the same entries and the same tracking (a retry after replay is deduplicated)."""
+    from postroom.broker import Broker
+
+    source = Broker()
+    written: list[list[bytes]] = []
+    source.propagation_sinks.append(lambda db, argvs: written.extend(argvs))
+    producer = source.connect()
+    source.execute(producer, [b"XADD", b"s", b"IDMPAUTO", b"p", b"*", b"a", b"1"])
+    source.execute(producer, [b"XADD", b"s", b"IDMP", b"p", b"i1", b"MAXLEN", b"5", b"*", b"a", b"2"])
+    adds = [argv for argv in written if argv[0] == b"XADD"]
+    assert len(adds) == 2 and adds[0][2] == b"IDMP" and adds[0][3] == b"p" and adds[0][5] != b"*"
+    assert adds[1][2:5] == [b"IDMP", b"p", b"i1"] and adds[1][5:8] == [b"MAXLEN", b"=", b"5"]
+
+    replica = Broker()
+    loader = replica.connect("aof")
+    for argv in adds:
+        replica.execute(loader, argv)
+    assert replica.dbs[0].data[b"s"].range(0, (1 << 128) - 1) == source.dbs[0].data[b"s"].range(0, (1 << 128) - 1)
+    client = replica.connect()
+    client.out.clear()
+    replica.execute(client, [b"XADD", b"s", b"IDMP", b"p", b"i1", b"*", b"a", b"3"])
+    assert b"".join(client.out) == b"$%d\r\n%b\r\n" % (len(adds[1][8]), adds[1][8])
+    client.out.clear()
+    replica.execute(client, [b"XADD", b"s", b"IDMP", b"p", b"i1", b"1-1", b"a", b"3"])
+    assert b"".join(client.out).startswith(b"-ERR")

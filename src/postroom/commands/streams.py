@@ -224,7 +224,7 @@ def parse_trim_args(client: Client, argv: list[bytes], xadd: bool) -> TrimArgs:
             raise SYNTAX_ERROR
         i += 1
     args.end = i
-    if args.pid is not None and args.id_given:
+    if args.pid is not None and args.id_given and client.kind != "aof":  # replay carries concrete IDs
         raise ReplyError("ERR IDMP and IDMPAUTO can be used only with auto-generated IDs (*)")
     if args.limit and not args.trims:
         raise ReplyError("ERR syntax error, LIMIT cannot be used without specifying a trimming strategy")
@@ -380,6 +380,8 @@ def xadd(client: Client, argv: list[bytes]) -> Any:
         if args is not None:
             if args.nomkstream:
                 head.append(b"NOMKSTREAM")
+            if args.pid is not None:
+                head += [b"IDMP", args.pid, iid]  # IDMPAUTO's derived ID travels explicitly
             if args.trims:
                 head += _trim_spec(stream, args)
         client.propagate_as(head + [reply] + argv[field_pos:])
