@@ -4,13 +4,13 @@ plain commands and by MULTI/EXEC, timeouts, disconnects, CLIENT UNBLOCK, and pro
 from __future__ import annotations
 
 import select
-import threading
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .support.recorders import Propagation
 from .support.resp import RawClient
 
 
@@ -219,31 +219,23 @@ def test_requests_sent_while_blocked_run_after(scene):
 
 def test_served_pops_propagate_as_non_blocking(postroom_server):
     broker = postroom_server.broker
-    seen: list[list[bytes]] = []
-    done = threading.Event()
-
-    def sink(db_index: int, commands: list[list[bytes]]) -> None:
-        seen.extend(commands)
-        if any(c[0] == b"LPOP" and c[1] == b"pq3" for c in commands):
-            done.set()
-
-    postroom_server.call_in_loop(broker.propagation_sinks.append, sink)
     admin, a, b, c = (RawClient(postroom_server.port) for _ in range(4))
     try:
-        a.send("BLPOP", "pq1", "0")
-        b.send("BLMOVE", "pq2", "pd", "RIGHT", "LEFT", "0")
-        c.send("BLMPOP", "0", "1", "pq3", "LEFT", "COUNT", "2")
-        deadline = time.monotonic() + 5
-        while postroom_server.call_in_loop(lambda: broker.blocking.blocked_clients) < 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.002)
-        admin.call("RPUSH", "pq1", "x")
-        admin.call("RPUSH", "pq2", "y")
-        admin.call("RPUSH", "pq3", "z")
-        assert done.wait(5)
-        assert a.read() == ("*", [("$", b"pq1"), ("$", b"x")])
+        with Propagation(postroom_server) as recorder:
+            a.send("BLPOP", "pq1", "0")
+            b.send("BLMOVE", "pq2", "pd", "RIGHT", "LEFT", "0")
+            c.send("BLMPOP", "0", "1", "pq3", "LEFT", "COUNT", "2")
+            deadline = time.monotonic() + 5
+            while postroom_server.call_in_loop(lambda: broker.blocking.blocked_clients) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.002)
+            admin.call("RPUSH", "pq1", "x")
+            admin.call("RPUSH", "pq2", "y")
+            admin.call("RPUSH", "pq3", "z")
+            assert recorder.wait_for(lambda argv: argv[0] == b"LPOP" and argv[1] == b"pq3")
+            assert a.read() == ("*", [("$", b"pq1"), ("$", b"x")])
+            seen = recorder.take()
     finally:
-        postroom_server.call_in_loop(broker.propagation_sinks.remove, sink)
         for client in (admin, a, b, c):
             client.close()
     assert [b"LPOP", b"pq1"] in seen

@@ -3,7 +3,6 @@ HGETDEL/HGETEX/HSETEX (8.0), which the oracle lacks, against their documented se
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .support.events import keyspace_events, propagated
+from .support.recorders import Propagation
 from .support.requires import require
 from .support.resp import RawClient
 
@@ -296,25 +296,16 @@ def test_fields_expire_actively_with_events(postroom_server):
 
 def test_field_expiry_propagates_absolute(postroom_server):
     """Relative TTLs propagate as HPEXPIREAT, expired fields as HDEL."""
-    broker = postroom_server.broker
-    seen: list[list[bytes]] = []
-    done = threading.Event()
-
-    def sink(db_index: int, commands: list[list[bytes]]) -> None:
-        seen.extend(commands)
-        if any(c[0] == b"HDEL" for c in commands):
-            done.set()
-
-    postroom_server.call_in_loop(broker.propagation_sinks.append, sink)
     client = RawClient(postroom_server.port)
     try:
-        client.call("HSET", "ph", "a", "1", "b", "2")
-        before = int(time.time() * 1000)
-        client.call("HPEXPIRE", "ph", "50", "FIELDS", "1", "a")
-        client.call("HSETEX", "ph", "EX", "100", "FIELDS", "1", "c", "3")
-        assert done.wait(5)
+        with Propagation(postroom_server) as recorder:
+            client.call("HSET", "ph", "a", "1", "b", "2")
+            before = int(time.time() * 1000)
+            client.call("HPEXPIRE", "ph", "50", "FIELDS", "1", "a")
+            client.call("HSETEX", "ph", "EX", "100", "FIELDS", "1", "c", "3")
+            assert recorder.wait_for(lambda argv: argv[0] == b"HDEL")
+            seen = recorder.take()
     finally:
-        postroom_server.call_in_loop(broker.propagation_sinks.remove, sink)
         client.close()
     expire = next(c for c in seen if c[0] == b"HPEXPIREAT")
     assert expire[1] == b"ph" and before + 50 <= int(expire[2]) <= before + 1000 and expire[3:] == [b"FIELDS", b"1", b"a"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .recorders import Propagation
 from .resp import RawClient
 
 
@@ -35,18 +36,11 @@ def propagated(server, commands: list[tuple]) -> list[list[bytes]]:
     A command's propagation reaches the sinks before its reply is written, so once every reply
     is back the list is complete.
     """
-    broker = server.broker
-    seen: list[list[bytes]] = []
-
-    def sink(db_index: int, argvs: list[list[bytes]]) -> None:
-        seen.extend(argvs)
-
     client = RawClient(server.port)
     try:
         client.call("FLUSHALL")
-        server.call_in_loop(broker.propagation_sinks.append, sink)
-        client.pipeline(commands)
+        with Propagation(server) as recorder:
+            client.pipeline(commands)
+        return recorder.take()
     finally:
-        server.call_in_loop(broker.propagation_sinks.remove, sink)
         client.close()
-    return seen

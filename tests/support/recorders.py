@@ -8,6 +8,8 @@ hands to its propagation sinks (the AOF).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Self
 
 from postroom import notifications
@@ -90,14 +92,24 @@ class Propagation(_Recorder):
     def __init__(self, postroom_server) -> None:
         self.server = postroom_server
         self.entries: list[tuple[int, list[bytes]]] = []
+        self._arrived = threading.Condition()  # the sink runs on the server's loop thread
         postroom_server.call_in_loop(postroom_server.broker.propagation_sinks.append, self._sink)
 
     def _sink(self, db_index: int, argvs: list[list[bytes]]) -> None:
-        self.entries.extend((db_index, list(argv)) for argv in argvs)
+        with self._arrived:
+            self.entries.extend((db_index, list(argv)) for argv in argvs)
+            self._arrived.notify_all()
+
+    def wait_for(self, predicate: Callable[[list[bytes]], bool], timeout: float = 5.0) -> bool:
+        """Wait until some argv propagated since the last :meth:`take` satisfies ``predicate``, for
+        writes the server makes on its own (blocked clients served, fields expired by the cron)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: any(predicate(argv) for _, argv in self.entries), timeout)
 
     def take(self) -> list[list[bytes]]:
         """The argvs propagated since the last call."""
-        entries, self.entries = self.entries, []
+        with self._arrived:
+            entries, self.entries = self.entries, []
         return [argv for _, argv in entries]
 
     def close(self) -> None:
