@@ -47,8 +47,9 @@ import redis.connection
 from .broker import Broker
 from .client import Client
 from .config import Config
-from .protocol.reader import ProtocolError, QueryBufferLimit, RequestReader
+from .protocol.reader import QueryBufferLimit, RequestReader
 from .server import Server, install_event_loop_policy
+from .serving import serve_requests
 
 __all__ = ["Embedded", "EmbeddedConnection", "AsyncEmbeddedConnection"]
 
@@ -92,21 +93,11 @@ class _Channel(ABC):
 
     def _run(self) -> None:
         """Execute waiting requests; caller holds the broker lock."""
-        client, reader, broker = self.client, self.reader, self.broker
-        broker.refresh_clock()
         try:
-            while client.waiter is None and not client.close_after_reply:
-                request = reader.next_request()
-                if request is None:
-                    break
-                reader.authenticated = client.authenticated
-                if broker.client_pause is not None and broker.client_pause.postpone(client, request):
-                    break  # CLIENT PAUSE: parked until the pause ends, as over TCP
-                broker.execute(client, request)
-        except ProtocolError as error:
-            client.out.append(b"-ERR " + error.message.encode() + b"\r\n")
-            client.close_after_reply = True
-        client.pending_input = reader.buffered
+            serve_requests(self.broker, self.client, self.reader)
+        except QueryBufferLimit:
+            self._close()
+            return
         self._publish()
 
     def _pending_input(self) -> bool:

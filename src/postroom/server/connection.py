@@ -14,7 +14,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from ..protocol.reader import ProtocolError, QueryBufferLimit, RequestReader
+from ..protocol.reader import QueryBufferLimit, RequestReader
+from ..serving import serve_requests
 from .output_limits import over_limit
 
 if TYPE_CHECKING:
@@ -97,26 +98,11 @@ class Connection(asyncio.Protocol):
         client = self.client
         reader = self.reader
         assert client is not None and reader is not None
-        broker = self.broker
-        execute = broker.execute
-        broker.refresh_clock()
-        client.last_active_ms = broker.now_ms
         try:
-            while client.waiter is None and not client.close_after_reply:
-                request = reader.next_request()
-                if request is None:
-                    break
-                reader.authenticated = client.authenticated
-                if broker.client_pause is not None and broker.client_pause.postpone(client, request):
-                    break  # CLIENT PAUSE: parked until the pause ends (commands/client_cmd.py)
-                execute(client, request)
-        except ProtocolError as error:
-            client.out.append(b"-ERR " + error.message.encode() + b"\r\n")
-            client.close_after_reply = True
+            serve_requests(self.broker, client, reader)
         except QueryBufferLimit:
             self._abort()
             return
-        client.pending_input = reader.buffered
         self._flush()
 
     def _schedule_flush(self) -> None:
