@@ -17,6 +17,16 @@ from postroom.embedded import Embedded
 REDIS_SERVER = shutil.which("redis-server")
 
 
+def terminate(proc: subprocess.Popen) -> None:
+    """Stop a server process politely (SIGTERM lets it flush), forcibly if it takes over 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -95,12 +105,7 @@ class PostroomProcess:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            terminate(self.proc)
             self.log.close()
 
 
@@ -121,9 +126,5 @@ class OracleServer:
         wait_for_port(self.port)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
         shutil.rmtree(self.tmp, ignore_errors=True)
