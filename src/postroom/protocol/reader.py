@@ -185,7 +185,6 @@ class RequestReader:
         self._partial: _Scanner | None = None  # request hiredis holds the start of
         self._partial_bytes = 0
         self._slow: _Scanner | None = None  # request being parsed by the Python scanner
-        self._last: list[bytes] | None = None  # the last request hiredis returned from the segment
         self._python_bytes = 0  # input that must be parsed by the scanner (holds a huge count)
         self._inline_ready: deque[list[bytes]] = deque()  # inline requests split from one read
         #: The segment is the tail of a request begun in earlier reads (not boundary-aligned).
@@ -227,17 +226,18 @@ class RequestReader:
                             if arg.__class__ is not bytes:
                                 break
                         else:
-                            self._last = request
                             return request
                     if not request:  # ``*0`` and ``*-1`` are skipped, as Redis does
                         continue
                     if type(request) is not list or not self._plain(request):
                         self._recover(back=1)
                         continue
-                    self._last = request
                     return request
-                if self._ends_inside_request():
+                if self._hiredis.has_data():  # unparsed bytes: the segment ends inside a request
                     self._start_partial()
+                elif not self._at_boundary():
+                    self._hiredis = hiredis.Reader()  # the probe went into the unfinished request
+                    self._start_partial(refeed=True)
                 self._segment = None
             if not self._pending:
                 return None
@@ -251,7 +251,7 @@ class RequestReader:
                 self._continue_partial(data)
             elif data[0] != 0x2A:  # not '*': inline commands (telnet, redis-benchmark's PING_INLINE)
                 self._inline_lines(data)
-            elif self._python_bytes > 0 or _HUGE_COUNT.search(data) is not None:
+            elif self._python_bytes > 0 or _has_huge_count(data):
                 # hiredis preallocates a list as long as the declared count: a 14-byte
                 # "*2147483647" would cost gigabytes. Such requests are parsed in Python, which
                 # grows the argument list as arguments actually arrive (Redis caps at 1024).
@@ -265,7 +265,6 @@ class RequestReader:
                 self._segment = data
                 self._completing = False
                 self._produced = 0
-                self._last = None
                 self._hiredis.feed(data)
 
     def _inline_lines(self, data: bytes) -> None:
@@ -337,32 +336,42 @@ class RequestReader:
         self._slow = _Scanner(self, collect=True)
         self._requeue(segment[offset:])
 
-    def _ends_inside_request(self) -> bool:
-        """Whether hiredis may hold the start of an unfinished request.
+    def _at_boundary(self) -> bool:
+        """Whether hiredis, having consumed the whole segment, stopped between two requests.
 
-        hiredis does not say where it stopped, but a segment that ends with the exact encoding of
-        the last request it returned ends on a boundary: a request that had been cut short there
-        would have parsed as complete instead. Only when that test fails is the segment scanned.
+        hiredis does not say where it stopped, and an empty buffer is not enough: it also consumes
+        the complete lines (``*3``, ``$3 SET``) of a request whose rest has not arrived. So it is
+        asked with a probe, the empty request ``*0``: at a boundary hiredis returns it as ``[]``
+        and is left clean; inside a request the probe became part of that request, and hiredis
+        must be replaced (the caller does so and re-feeds the unfinished request). One feed and
+        one parse per segment cost a fraction of re-encoding the last request to compare it with
+        the segment's tail. Before AUTH the answer is always "no", so the segment is scanned and
+        the unauthenticated limits are checked on any unfinished request.
         """
         if self._completing:
-            return False  # the segment was cut exactly at the end of the request it completes
-        last = self._last
-        if last is None or not self.authenticated:
-            return True
-        tail = [b"*%d\r\n" % len(last)]
-        for arg in last:
-            tail.append(b"$%d\r\n" % len(arg))
-            tail.append(arg)
-            tail.append(b"\r\n")
-        return not self._segment.endswith(b"".join(tail))  # type: ignore[union-attr]
+            return True  # the segment was cut exactly at the end of the request it completes
+        if not self.authenticated:
+            return False
+        hiredis_reader = self._hiredis
+        hiredis_reader.feed(b"*0\r\n")
+        try:
+            return hiredis_reader.gets() == []
+        except hiredis.ProtocolError:
+            return False
 
-    def _start_partial(self) -> None:
-        """hiredis holds an unfinished request: find it and check the headers it has so far."""
+    def _start_partial(self, refeed: bool = False) -> None:
+        """hiredis holds an unfinished request: find it and check the headers it has so far.
+
+        With ``refeed`` hiredis was replaced by an empty reader, which is given the unfinished
+        request from its start.
+        """
         segment = self._segment
         assert segment is not None
         offset = self._skip(segment, self._produced)
         if offset >= len(segment):
             return
+        if refeed:
+            self._hiredis.feed(segment, offset)
         scanner = _Scanner(self, collect=False)
         scanner.advance(segment, offset)
         self._partial = scanner
@@ -397,7 +406,6 @@ class RequestReader:
         self._segment = data[:end]
         self._completing = True
         self._produced = 0
-        self._last = None
         self._hiredis.feed(data, 0, end)
 
     def _continue_slow(self, data: bytes) -> list[bytes] | None:
@@ -410,6 +418,17 @@ class RequestReader:
         self._slow = None
         self._requeue(data[end:])
         return scanner.args or None
+
+
+def _has_huge_count(data: bytes) -> bool:
+    """Whether ``data`` holds a ``*`` followed by 7 digits (see :data:`HIREDIS_MAX_COUNT`).
+
+    Most reads hold one request, whose only ``*`` is its first byte: then a slice and
+    ``isdigit`` decide, several times cheaper than a regex search.
+    """
+    if data.find(b"*", 1) < 0:
+        return len(data) >= 8 and data[1:8].isdigit()
+    return _HUGE_COUNT.search(data) is not None
 
 
 def split_inline_args(line: bytes) -> list[bytes] | None:
