@@ -50,6 +50,11 @@ MULTI_IMMEDIATE = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b
 
 log = logging.getLogger("postroom")
 
+# Module-level names for the hot path: a global load is cheaper than ``time.perf_counter_ns``
+# (two lookups) and this runs twice per command.
+_clock_ns = time.perf_counter_ns
+_KEY_MISS = notifications.KEY_MISS
+
 PropagationSink = Callable[[int, list[list[bytes]]], None]
 
 
@@ -71,6 +76,7 @@ class Broker:
         self.dbs = [Database(i, self) for i in range(self.config["databases"])]
         self.clients: dict[int, Client] = {}
         self.blocking = BlockingManager(self)
+        self._ready = self.blocking.ready  # the same dict for the manager's lifetime (execute reads it)
         self.now_ms = int(time.time() * 1000)
         self.start_time = time.time()
         self.dirty = 0  # changes since the last save (rdb_changes_since_last_save)
@@ -170,7 +176,7 @@ class Broker:
             client.encoder.write(reply, client.out)
         else:
             self._reply(client, reply)
-        if self.blocking.ready:
+        if self._ready:  # the blocking manager's ready set: one load instead of two
             self.blocking.serve_ready()
         if self.hooks_after_command:
             for hook in self.hooks_after_command:
@@ -234,12 +240,15 @@ class Broker:
         Used directly by EXEC and scripts for the commands they run. Errors come back as
         :class:`ReplyError` values, never raised.
         """
-        self._depth += 1
         dirty_before = self.dirty
         client.propagation = None
-        if self.notify_flags & notifications.KEY_MISS:
+        if self.notify_flags & _KEY_MISS:
             notifications.announce_key_misses(client, cmd, argv)
-        start = time.perf_counter_ns()
+        # ``depth`` is this call's nesting level; ``self._depth`` is only read by nested calls and
+        # propagate(), so it is restored with a plain store rather than read-modify-write twice.
+        depth = self._depth
+        self._depth = depth + 1
+        start = _clock_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
         except ReplyError as error:
@@ -252,8 +261,8 @@ class Broker:
             cmd.failed_calls += 1
             self._count_error(reply)
         finally:
-            self._depth -= 1
-        elapsed = time.perf_counter_ns() - start
+            self._depth = depth
+        elapsed = _clock_ns() - start
         cmd.calls += 1
         cmd.usec += elapsed // 1000
         client.last_command = cmd.name
@@ -267,9 +276,9 @@ class Broker:
                 self._propagating.append((db_index, argv))
             else:
                 self._propagating.extend((db_index, a) for a in client.propagation)
-        if type(reply) is Block and (client.in_exec or self._depth > 0):
+        if reply.__class__ is Block and (client.in_exec or depth > 0):
             reply = reply.timeout_reply  # blocking commands never block inside MULTI or scripts
-        if self._depth == 0 and self._propagating:
+        if depth == 0 and self._propagating:
             self._flush_propagation(cmd)
         return reply
 
