@@ -13,6 +13,8 @@ NOT_FLOAT = ReplyError("ERR value is not a valid float")
 OUT_OF_RANGE_TIMEOUT = ReplyError("ERR timeout is out of range")
 NEGATIVE_TIMEOUT = ReplyError("ERR timeout is negative")
 NOT_FLOAT_TIMEOUT = ReplyError("ERR timeout is not a float or out of range")
+MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
+NUMKEYS_ERROR = ReplyError("ERR numkeys should be greater than 0")
 
 LLONG_MIN = -(2**63)
 LLONG_MAX = 2**63 - 1
@@ -67,10 +69,6 @@ def parse_timeout_seconds(arg: bytes) -> int:
 def upper(arg: bytes) -> bytes:
     """Option names are case-insensitive."""
     return arg.upper()
-
-
-MUST_BE_POSITIVE = ReplyError("ERR value is out of range, must be positive")
-NUMKEYS_ERROR = ReplyError("ERR numkeys should be greater than 0")
 
 
 def parse_int_at_least(arg: bytes, minimum: int, error: ReplyError) -> int:

@@ -45,10 +45,12 @@ MAXLEN_NEGATIVE = ReplyError("ERR MAXLEN can't be negative")
 
 LEFT = b"LEFT"
 RIGHT = b"RIGHT"
+#: Keyspace events of a move, by end: (pushed onto it, popped from it).
 _EVENTS = {LEFT: (b"lpush", b"lpop"), RIGHT: (b"rpush", b"rpop")}
 
 
 def _side(arg: bytes) -> bytes:
+    """A ``LEFT | RIGHT`` argument, upper-cased (the form propagated in LMOVE)."""
     side = arg.upper()
     if side != LEFT and side != RIGHT:
         raise SYNTAX_ERROR
