@@ -40,7 +40,8 @@ ttl = st.none() | st.integers(600_000, FAR)
 
 @st.composite
 def stream_ops(draw: Any) -> list[tuple]:
-    """Commands building a stream (``{key}`` stands for its key): entries, deletions, groups, deliveries, acks, claims."""
+    """Commands building a stream (``{key}`` stands for its key): entries, deletions, groups, deliveries,
+    acks, claims, released entries (XNACK), idempotent producers (IDMP, XCFGSET)."""
     ops: list[tuple] = []
     count = draw(st.integers(1, 25))
     ms = 1
@@ -67,6 +68,19 @@ def stream_ops(draw: Any) -> list[tuple]:
             ops.append(("XACK", "{key}", group, entry_id))
         if draw(st.booleans()):
             ops.append(("XCLAIM", "{key}", group, b"thief", 0, draw(st.sampled_from(ids)), "RETRYCOUNT", 7))
+        if draw(st.booleans()):  # Redis 8.2: the entry stays pending in the group, owned by nobody
+            ops.append(("XNACK", "{key}", group, draw(st.sampled_from(["SILENT", "FAIL", "FATAL"])), "IDS", 1,
+                        draw(st.sampled_from(ids))))
+    if draw(st.booleans()):  # idempotent producers (Redis 8.6), auto IDs come after the explicit ones
+        if draw(st.booleans()):
+            ops.append(("XCFGSET", "{key}", "IDMP-DURATION", draw(st.integers(60, 3600)), "IDMP-MAXSIZE",
+                        draw(st.integers(1, 10))))
+        for _ in range(draw(st.integers(1, 4))):
+            pid = draw(st.sampled_from([b"p1", b"p2"]))
+            if draw(st.booleans()):
+                ops.append(("XADD", "{key}", "IDMP", pid, draw(st.sampled_from([b"i1", b"i2", b"i3"])), "*", "f", "v"))
+            else:
+                ops.append(("XADD", "{key}", "IDMPAUTO", pid, "*", "f", draw(st.sampled_from([b"x", b"y"]))))
     return ops
 
 
@@ -142,15 +156,16 @@ def describe(r: redis.Redis) -> dict:
 def replayed(state: dict, keyspace: list) -> dict:
     """``state`` without the consumer times of the streams ``keyspace`` wrote.
 
-    Replaying the AOF re-creates a consumer at load time (Redis's AOF has the same limit): only
-    what a snapshot (the base) holds keeps seen-time and active-time.
+    Replaying the AOF re-creates a consumer at load time (Redis's AOF has the same limit), and a
+    duplicate XADD IDMP writes nothing to count: only what a snapshot (the base) holds keeps
+    seen-time, active-time and iids-duplicates.
     """
     touched = {(db, key) for db, key, _ops, _ttl in keyspace}
     masked = {}
     for slot, (kind, expiry, content) in state.items():
         if kind == b"stream" and slot in touched:
             entries, info = content
-            info = dict(info)
+            info = {k: v for k, v in info.items() if k != b"iids-duplicates"}  # a duplicate writes nothing
             info[b"groups"] = [
                 {**group, b"consumers": [{k: v for k, v in c.items() if k not in (b"seen-time", b"active-time")}
                                          for c in group[b"consumers"]]}

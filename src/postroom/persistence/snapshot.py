@@ -31,6 +31,7 @@ from ..keyspace.lists import ListValue
 from ..keyspace.sets import SetValue
 from ..keyspace.stream import Stream
 from ..keyspace.stream.groups import Group, Nack
+from ..keyspace.stream.idmp import Producers
 from ..keyspace.stream.ids import MAX_ID
 from ..keyspace.stream.node import Node
 from ..keyspace.zsets import ZSet
@@ -74,11 +75,17 @@ def _encode_stream(stream: Stream) -> list[Any]:
     groups = []
     for group in stream.groups.values():
         consumers = [[c.name, c.seen_time, c.active_time] for c in group.consumers.values()]
-        pel = [[_id(i), n.owner_name, n.delivery_time, n.delivery_count]
+        pel = [[_id(i), None if n.consumer is None else n.consumer.name, n.delivery_time, n.delivery_count]
                for i, n in ((i, group.pel.map[i]) for i in group.pel.sorted_ids())]
         groups.append([group.name, _id(group.last_id), group.entries_read, consumers, pel])
+    producers = stream.producers
+    idmp = None
+    if producers is not None:
+        pids = {pid: [[iid, _id(entry_id), added] for iid, (entry_id, added) in iids.items()]
+                for pid, iids in producers.pids.items()}
+        idmp = [producers.duration, producers.maxsize, producers.iids_added, producers.iids_duplicates, pids]
     return [nodes, _id(stream.last_id), _id(stream.first_id), _id(stream.max_deleted_id), stream.entries_added,
-            groups]
+            groups, idmp]
 
 
 def encode_value(value: Any) -> tuple[int, Any]:
@@ -103,7 +110,7 @@ def encode_value(value: Any) -> tuple[int, Any]:
 
 
 def _decode_stream(body: list[Any]) -> Stream:
-    nodes, last_id, first_id, max_deleted_id, entries_added, groups = body
+    nodes, last_id, first_id, max_deleted_id, entries_added, groups, idmp = body
     stream = Stream()
     for master, fields, entries in nodes:
         if stream.nodes:
@@ -121,12 +128,17 @@ def _decode_stream(body: list[Any]) -> Stream:
         for consumer_name, seen, active in consumers:
             group.add_consumer(consumer_name, seen).active_time = active
         for entry_id, owner_name, delivery_time, count in pel:
-            owner = group.consumers.get(owner_name)  # None: released with XNACK, owned by nobody
+            owner = None if owner_name is None else group.consumers[owner_name]  # None: released with XNACK
             nack = Nack(owner, delivery_time, count)
             group.pel.add(_int(entry_id), nack)
             if owner is not None:
                 owner.pel.add(_int(entry_id), nack)
         stream.groups[name] = group
+    if idmp is not None:
+        producers = stream.producers = Producers()
+        producers.duration, producers.maxsize, producers.iids_added, producers.iids_duplicates, pids = idmp
+        producers.pids = {pid: {iid: (_int(entry_id), added) for iid, entry_id, added in iids}
+                          for pid, iids in pids.items()}
     return stream
 
 
