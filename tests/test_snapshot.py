@@ -278,3 +278,33 @@ def test_failed_bgsave_stops_writes_until_a_save_succeeds(tmp_path):
         r.set("k", "x")
     finally:
         srv.stop()
+
+
+def test_the_format_knows_every_attribute_of_the_value_classes():
+    """A value class that gains state must gain it in ``snapshot.py`` (and ``docs/PERSISTENCE.md``) too.
+
+    Each slot is either written by the snapshot or derived on load (encodings, scan cursors,
+    expiry scheduling, sort caches); this list is the checklist.
+    """
+    from postroom.keyspace.hashes import HashValue
+    from postroom.keyspace.sets import SetValue
+    from postroom.keyspace.stream import Stream
+    from postroom.keyspace.stream.groups import Consumer, Group, Nack, Pending
+    from postroom.keyspace.stream.idmp import Producers
+    from postroom.keyspace.stream.node import Node
+    from postroom.keyspace.zsets import ZSet
+
+    assert {cls.__name__: set(cls.__slots__) for cls in (HashValue, SetValue, ZSet, Stream, Node, Group, Consumer,
+                                                         Nack, Pending, Producers)} == {
+        "HashValue": {"listpack", "scan_order", "expires", "next_deadline", "scheduled"},
+        "SetValue": {"intset", "scan_order"},
+        "ZSet": {"scores", "order", "scan_order", "skiplist"},
+        "Stream": {"nodes", "keys", "length", "last_id", "first_id", "max_deleted_id", "entries_added", "groups",
+                   "producers"},
+        "Node": {"master", "fields", "buf", "live", "total", "last"},
+        "Group": {"name", "last_id", "entries_read", "pel", "consumers"},
+        "Consumer": {"name", "seen_time", "active_time", "pel"},
+        "Nack": {"consumer", "delivery_time", "delivery_count"},
+        "Pending": {"map", "_top", "_ordered", "_keys"},
+        "Producers": {"duration", "maxsize", "pids", "iids_added", "iids_duplicates"},
+    }
