@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from .support.recorders import Propagation
 from .support.resp import RawClient
+from .support.waiting import blocked_clients, wait_blocked, wait_until
 
 
 class Pair:
@@ -62,14 +63,8 @@ class Scene:
 
     def blocked(self, count: int) -> None:
         """Wait until exactly ``count`` clients are blocked on each server."""
-        deadline = time.monotonic() + 5
         for client in self.admin.clients:
-            while True:
-                info = client.call("INFO", "clients")[1]
-                if b"blocked_clients:%d\r\n" % count in info:
-                    break
-                assert time.monotonic() < deadline, info
-                time.sleep(0.002)
+            wait_blocked(client, count)
 
     def close(self) -> None:
         for pair in self.pairs:
@@ -225,10 +220,7 @@ def test_served_pops_propagate_as_non_blocking(postroom_server):
             a.send("BLPOP", "pq1", "0")
             b.send("BLMOVE", "pq2", "pd", "RIGHT", "LEFT", "0")
             c.send("BLMPOP", "0", "1", "pq3", "LEFT", "COUNT", "2")
-            deadline = time.monotonic() + 5
-            while postroom_server.call_in_loop(lambda: broker.blocking.blocked_clients) < 3:
-                assert time.monotonic() < deadline
-                time.sleep(0.002)
+            wait_until(lambda: postroom_server.call_in_loop(lambda: broker.blocking.blocked_clients) >= 3)
             admin.call("RPUSH", "pq1", "x")
             admin.call("RPUSH", "pq2", "y")
             admin.call("RPUSH", "pq3", "z")
@@ -346,9 +338,6 @@ def park_from(scene: Scene, commands: list[tuple]) -> list[Pair]:
 
 
 def _blocked_count(scene: Scene) -> int:
-    counts = []
-    for client in scene.admin.clients:
-        info = client.call("INFO", "clients")[1]
-        counts.append(int(info.split(b"blocked_clients:")[1].split(b"\r\n")[0]))
+    counts = [blocked_clients(client) for client in scene.admin.clients]
     assert counts[0] == counts[1], f"blocked clients: postroom {counts[0]} != redis {counts[1]}"
     return counts[0]

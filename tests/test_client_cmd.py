@@ -13,6 +13,7 @@ from postroom.broker import load_command_modules
 from postroom.commands.registry import COMMANDS
 
 from .support.resp import RawClient
+from .support.waiting import wait_blocked
 
 load_command_modules()
 
@@ -228,16 +229,6 @@ def _send_in_thread(client: RawClient, *args) -> tuple[threading.Thread, list]:
     return thread, box
 
 
-def _wait_blocked(admin: RawClient, count: int) -> None:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        info = _payload(admin.call("INFO", "clients")).decode()
-        if f"blocked_clients:{count}" in info:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"never saw {count} blocked clients")
-
-
 @pytest.mark.skipif(not _blocking_pop_available(), reason="BLPOP not implemented yet")
 @pytest.mark.parametrize("reason, expected", [("TIMEOUT", ("*", None)), ("ERROR", ("-", b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))])
 def test_unblock_blocked_client_matches_redis(postroom_server, oracle_server, reason, expected):
@@ -245,7 +236,7 @@ def test_unblock_blocked_client_matches_redis(postroom_server, oracle_server, re
         admin, blocked = RawClient(port), RawClient(port)
         blocked_id = blocked.call("CLIENT", "ID")[1].decode()
         thread, box = _send_in_thread(blocked, "BLPOP", "unblock-list", "0")
-        _wait_blocked(admin, 1)
+        wait_blocked(admin, 1)
         assert admin.call("CLIENT", "UNBLOCK", blocked_id, reason) == (":", b"1")
         thread.join(5)
         assert box == [expected]

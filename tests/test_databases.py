@@ -9,6 +9,7 @@ import pytest
 
 from .support.recorders import Propagation
 from .support.resp import RawClient
+from .support.waiting import wait_blocked, wait_until
 
 
 @pytest.fixture
@@ -56,18 +57,6 @@ def test_move(diff):
     ])
 
 
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.002)
-
-
-def oracle_blocked(raw: RawClient) -> int:
-    info = raw.call("INFO", "clients")[1]
-    return int(info.split(b"blocked_clients:")[1].split(b"\r\n")[0])
-
-
 def test_swapdb_serves_clients_blocked_on_swapped_in_keys(diff, postroom_server, oracle_server):
     blockers = RawClient(postroom_server.port), RawClient(oracle_server.port)
     try:
@@ -75,7 +64,7 @@ def test_swapdb_serves_clients_blocked_on_swapped_in_keys(diff, postroom_server,
         for blocker in blockers:
             blocker.send("BLPOP", "q", "5")
         wait_until(lambda: postroom_server.broker.blocking.blocked_clients == 1)
-        wait_until(lambda: oracle_blocked(diff.theirs) == 1)
+        wait_blocked(diff.theirs, 1)
         diff.check("SWAPDB", "0", "1")
         ours, theirs = (blocker.read() for blocker in blockers)
         assert ours == theirs == ("*", [("$", b"q"), ("$", b"from-db1")])
