@@ -17,6 +17,7 @@ import pytest
 
 from .support.resp import RawClient, encode_command
 from .support.servers import PostroomProcess
+from .support.waiting import wait_until
 
 MESSAGES = 100_000
 PRODUCERS = 2
@@ -89,10 +90,7 @@ def _connected_ids(admin: RawClient) -> set[int]:
 
 def _recover(admin: RawClient, dead: Consumer) -> None:
     """Once the server has dropped the dead consumer, push its unacknowledged messages back."""
-    deadline = time.monotonic() + 10
-    while dead.id in _connected_ids(admin):
-        assert time.monotonic() < deadline, "the server never noticed a dead consumer"
-        time.sleep(0.005)
+    wait_until(lambda: dead.id not in _connected_ids(admin), 10, "the server never noticed a dead consumer")
     while admin.call("RPOPLPUSH", dead.processing, "queue")[1] is not None:
         pass
 
