@@ -100,6 +100,7 @@ def type_(client: Client, argv: list[bytes]) -> str:
 
 
 def _rename(client: Client, argv: list[bytes], nx: bool) -> Any:
+    """RENAME/RENAMENX: the value object and its TTL move to the new name (no copy)."""
     source, target = argv[1], argv[2]
     db = client.db
     value = db.get(source)
@@ -408,6 +409,7 @@ def string_encoding(value: bytes) -> str:
 
 
 def _lfu_policy(client: Client) -> bool:
+    """Whether maxmemory-policy is an LFU one: OBJECT FREQ and IDLETIME each need the other kind."""
     return "lfu" in client.broker.config["maxmemory-policy"]
 
 
