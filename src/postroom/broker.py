@@ -147,7 +147,7 @@ class Broker:
         time: a pipelined batch runs in microseconds, so one reading per batch is exact enough,
         and a command sees one consistent time, as Redis's command time snapshot gives.
         """
-        self.now_ms = int(time.time() * 1000)
+        self.now_ms = time.time_ns() // 1_000_000  # integer arithmetic: cheaper than int(time() * 1000)
 
     def execute(self, client: Client, argv: list[bytes]) -> None:
         """Run one request from ``client``; the reply is appended to ``client.out``.

@@ -62,10 +62,14 @@ class Database:
         """The live value at ``key`` or ``None``; deletes the key first if it has expired."""
         value = self.data.get(key)
         if value is not None:
-            if key in self.expires and self.expires[key] <= self.broker.now_ms:
-                self._expire_key(key)
-                return None
-            self.access[key] = self.broker.now_ms
+            now = self.broker.now_ms
+            expires = self.expires
+            if expires:  # most databases hold few or no TTLs: skip the second hash lookup then
+                deadline = expires.get(key)
+                if deadline is not None and deadline <= now:
+                    self._expire_key(key)
+                    return None
+            self.access[key] = now
         return value
 
     def peek(self, key: bytes) -> Any:
@@ -81,12 +85,16 @@ class Database:
         value = self.data.get(key)
         if value is None:
             return None
-        if key in self.expires and self.expires[key] <= self.broker.now_ms:
-            self._expire_key(key)
-            return None
+        now = self.broker.now_ms
+        expires = self.expires
+        if expires:  # as in get(): no second hash lookup when the database has no TTLs
+            deadline = expires.get(key)
+            if deadline is not None and deadline <= now:
+                self._expire_key(key)
+                return None
         if type(value) is not cls:
             raise WRONGTYPE
-        self.access[key] = self.broker.now_ms
+        self.access[key] = now
         return value
 
     def exists(self, key: bytes) -> bool:
