@@ -468,6 +468,7 @@ def _parse_mpop(argv: list[bytes], numkeys_index: int) -> tuple[list[bytes], boo
 
 
 def _mpop_from(client: Client, key: bytes, value: ListValue, left: bool, count: int) -> list[Any]:
+    """LMPOP/BLMPOP's reply ``[key, elements]``; propagated as ``LPOP|RPOP key count``."""
     client.propagate_as([b"LPOP" if left else b"RPOP", key, b"%d" % count])
     return [key, _pop_count(client, key, value, left, count)]
 
@@ -508,6 +509,7 @@ def _served_list(client: Client, keys: list[bytes]) -> tuple[bytes, ListValue] |
 
 
 def _blocking_pop(client: Client, argv: list[bytes], left: bool) -> Any:
+    """BLPOP/BRPOP: ``[key, element]`` from the first non-empty list, else block on all the keys."""
     timeout = parse_timeout_seconds(argv[-1])
     keys = argv[1:-1]
     found = _served_list(client, keys)
@@ -540,6 +542,8 @@ def brpop(client: Client, argv: list[bytes]) -> Any:
 
 def _blocking_move(client: Client, argv: list[bytes], wherefrom: bytes, whereto: bytes, timeout_arg: bytes,
                    propagated: list[bytes]) -> Any:
+    """BLMOVE/BRPOPLPUSH: move one element, else block on the source; ``propagated`` is the
+    non-blocking form the AOF records."""
     timeout = parse_timeout_seconds(timeout_arg)
     source = argv[1]
     found = _served_list(client, [source])
