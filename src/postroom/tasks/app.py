@@ -10,6 +10,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,10 @@ def connect(target: str | redis.Redis | RedisCluster) -> redis.Redis | RedisClus
     if target.get_encoder().decode_responses:
         raise ValueError("postroom.tasks needs a client created with decode_responses=False")
     return target
+
+
+#: Jobs per ENQUEUE script call.
+ENQUEUE_BATCH = 1000
 
 
 def _process_tag() -> str:
@@ -247,6 +252,7 @@ class App:
         self.scripts = Scripts(self.client)
         self._keys: dict[str, QueueKeys] = {}
         self._async_factory = async_client
+        self._sender: ThreadPoolExecutor | None = None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Scripts]] = (
             weakref.WeakKeyDictionary()
         )
@@ -343,11 +349,17 @@ class App:
         job_ids: list[str] | None,
     ) -> list[Job]:
         k = self.keys(task.queue)
-        jobs: list[Job] = []
-        for keys, args in self._enqueue_batches(task, calls, due, meta, unique_key, unique_window, job_ids):
-            out = self.scripts.enqueue(keys=keys, args=args)
-            jobs += [Job(self, i.decode(), task.queue, k) for i in out]
-        return jobs
+        batches = self._enqueue_batches(task, calls, due, meta, unique_key, unique_window, job_ids)
+        if len(calls) <= ENQUEUE_BATCH:
+            outs = [self.scripts.enqueue(keys=keys, args=args) for keys, args in batches]
+        else:
+            # Encode the next batch while the server runs the previous one: the
+            # sender thread waits on its socket without the GIL, so the two overlap.
+            if self._sender is None:
+                self._sender = ThreadPoolExecutor(1, thread_name_prefix="postroom-enqueue")
+            sent = [self._sender.submit(self.scripts.enqueue, keys=keys, args=args) for keys, args in batches]
+            outs = [f.result() for f in sent]
+        return [Job(self, i.decode(), task.queue, k) for out in outs for i in out]
 
     async def aenqueue_calls(
         self,
@@ -384,10 +396,11 @@ class App:
         ids = job_ids or [new_id() for _ in calls]
         head = [int(time.time() * 1000), int(self.record_ttl * 1000), task.priority, int(due * 1000),
                 int((window or 0) * 1000)]
-        for start in range(0, len(calls), 1000):
+        for start in range(0, len(calls), ENQUEUE_BATCH):
+            end = start + ENQUEUE_BATCH
             keys = [k.stream(task.priority), k.delayed, k.wake]
             args: list[Any] = list(head)
-            for job_id, (a, kw) in zip(ids[start : start + 1000], calls[start : start + 1000], strict=True):
+            for job_id, (a, kw) in zip(ids[start:end], calls[start:end], strict=True):
                 keys.append(k.job(job_id))
                 if window:
                     keys.append(k.unique(unique_key or task.unique_key(a, kw)))
