@@ -361,7 +361,7 @@ class EmbeddedConnection(redis.connection.AbstractConnection):
         return [("embedded", id(self.embedded)), ("db", self.db)]
 
     def _connect(self) -> _SyncChannel:
-        return self.embedded._open_channel()
+        return self.embedded.open_socket()
 
     def _host_error(self) -> str:
         return "postroom-embedded"
@@ -497,7 +497,23 @@ class Embedded:
         if self._closed:
             raise redis.ConnectionError("the embedded broker is closed")
 
-    def _open_channel(self) -> _SyncChannel:
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` in the broker's loop thread, holding the broker lock; return its result.
+
+        For inspecting or adjusting broker state from tests and tools without racing the loop.
+        """
+        self._check_open()
+        assert self._loop is not None
+
+        async def run() -> Any:
+            with self.broker.lock:
+                return fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    def open_socket(self) -> _SyncChannel:
+        """A new in-process connection with a socket's API (``sendall``, ``recv``, ``recv_into``,
+        ``settimeout``, ``close``), for clients that speak raw RESP."""
         self._check_open()
         return _SyncChannel(self)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -62,18 +61,11 @@ class PostroomThread:
 
     def call_in_loop(self, fn, *args):
         """Run ``fn(*args)`` on the broker's loop thread, holding the broker lock; return its result."""
-        loop = self.embedded._loop
-        assert loop is not None
-
-        async def run():
-            with self.broker.lock:
-                return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(10)
+        return self.embedded.call(fn, *args)
 
     def raw_channel(self):
         """An in-process connection with a socket-like API (``sendall``/``recv``/``close``)."""
-        return self.embedded._open_channel()
+        return self.embedded.open_socket()
 
     def stop(self) -> None:
         self.embedded.close()

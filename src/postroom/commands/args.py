@@ -36,19 +36,6 @@ def parse_int(arg: bytes, error: ReplyError = NOT_INTEGER) -> int:
     return value
 
 
-def parse_float(arg: bytes, error: ReplyError = NOT_FLOAT) -> float:
-    """A double as strtod reads it: ``inf``/``-inf`` allowed, NaN and trailing garbage not."""
-    text = arg
-    if not text or text[0] in b" \t\n\r" or text[-1] in b" \t\n\r" or b"_" in text:
-        raise error
-    try:
-        value = float(text)
-    except ValueError:
-        raise error
-    if math.isnan(value):
-        raise error
-    return value
-
 
 def parse_timeout_seconds(arg: bytes) -> int:
     """Blocking-command timeout in seconds (float allowed) -> milliseconds; 0 waits forever."""
@@ -65,10 +52,6 @@ def parse_timeout_seconds(arg: bytes) -> int:
         raise OUT_OF_RANGE_TIMEOUT
     return ms
 
-
-def upper(arg: bytes) -> bytes:
-    """Option names are case-insensitive."""
-    return arg.upper()
 
 
 def parse_int_at_least(arg: bytes, minimum: int, error: ReplyError) -> int:
