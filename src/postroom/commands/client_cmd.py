@@ -324,7 +324,7 @@ class ClientPause:
         cmd = lookup(argv)
         if cmd is None or cmd.handler is None:
             return False  # unknown commands and bare containers are answered with their error
-        if (cmd.arity > 0 and len(argv) != cmd.arity) or len(argv) < -cmd.arity:
+        if not cmd.accepts(len(argv)):
             return False
         if not self.pause_all and not _may_replicate(cmd) and not (
             cmd.name == "exec" and client.multi is not None and any(_may_replicate(c) for c, _ in client.multi)

@@ -206,7 +206,7 @@ def _keys_of(argv: list[bytes]) -> tuple[Command, list[int]]:
         raise ReplyError("ERR Invalid command specified")
     if (record.first_key <= 0 and record.key_finder is None) or "pubsub" in record.flags:
         raise ReplyError("ERR The command has no key arguments")
-    if (record.arity > 0 and len(argv) != record.arity) or len(argv) < -record.arity:
+    if not record.accepts(len(argv)):
         raise ReplyError("ERR Invalid number of arguments specified for command")
     try:
         positions = record.key_positions(argv)

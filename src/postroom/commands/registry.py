@@ -79,6 +79,10 @@ class Command:
     def full_name(self) -> str:
         return self.name
 
+    def accepts(self, argc: int) -> bool:
+        """Whether ``argc`` arguments (name included) satisfy the arity."""
+        return self.min_args <= argc <= self.max_args
+
     def key_positions(self, argv: list[bytes]) -> list[int]:
         """Indexes of the key arguments of ``argv`` (GETKEYS, WATCH, ACL, scripting, cluster)."""
         if self.key_finder is not None:
