@@ -247,3 +247,20 @@ def test_a_request_spanning_reads_is_followed_by_ordinary_requests(chunk):
     reader.feed(b"*1\r\n$4\r\nPING\r\n")
     requests.append(reader.next_request())
     assert requests == [[b"SET", b"k", value], [b"PING"], [b"PING"]]
+
+
+@pytest.mark.parametrize(
+    "read, error",
+    [
+        # The unfinished request's first bytes repeat the request before it: the segment's tail
+        # equals that request's encoding, which once passed for a request boundary.
+        (b"*1\r\n$3\r\nGET\r\n*1\r\n$2000\r\n*1\r\n$3\r\nGET\r\n", "Protocol error: invalid bulk length"),
+        (b"*1\r\n$3\r\nGET\r\n*3\r\n*1\r\n$3\r\nGET\r\n", "Protocol error: expected '$', got '*'"),
+    ],
+)
+def test_unfinished_request_that_ends_like_the_previous_one_is_checked(read, error):
+    reader = RequestReader(max_bulk_len=1000)
+    reader.feed(read)
+    assert reader.next_request() == [b"GET"]
+    with pytest.raises(ProtocolError, match=error.replace("$", r"\$")):
+        reader.next_request()
