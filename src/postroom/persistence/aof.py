@@ -163,11 +163,13 @@ class AppendOnlyFile:
     def open(self) -> None:
         """Open (creating if needed) the incremental file to append to."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.manifest.load() or not self.manifest.increments:
+        created = not self.manifest.load() or not self.manifest.increments
+        if created:
             self.manifest.next_increment()
-            self.manifest.save()
         path = self.directory / self.manifest.increments[-1].name
         self._handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:
+            self.manifest.save()  # after the file exists: the manifest never names a missing file
         self.current_size = sum(p.stat().st_size for p in self.manifest.files() if p.exists())
         base = self.manifest.base
         self.base_size = (self.directory / base.name).stat().st_size if base else 0
@@ -201,8 +203,8 @@ class AppendOnlyFile:
         """
         assert not self._buffer, "flush before switching files"
         entry = self.manifest.next_increment()
-        self.manifest.save()
         handle = os.open(self.directory / entry.name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.manifest.save()  # after the file exists: the manifest never names a missing file
         with self._sync_lock:
             old, self._handle = self._handle, handle
             if old is not None:
