@@ -325,9 +325,10 @@ class Broker:
 
     def _flush_propagation(self, cmd: Command) -> None:
         entries = self._propagating
-        self._propagating = []
         if not self.propagation_sinks:
+            entries.clear()  # nothing to hand over (no AOF): reuse the list instead of a new one per write
             return
+        self._propagating = []
         by_db: list[list[bytes]] = []
         db_index = entries[0][0]
         wrap = len(entries) > 1

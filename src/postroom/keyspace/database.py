@@ -121,20 +121,24 @@ class Database:
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value`` at ``key``, replacing any value; the TTL is cleared unless ``keep_ttl``."""
+        data = self.data
         expires = self.expires
-        if expires and key in expires and expires[key] <= self.broker.now_ms:
-            self._expire_key(key)  # as Redis's lookupKeyWrite: the expired key goes (and is announced) first
-        created = key not in self.data
-        self.data[key] = value
-        self.access[key] = self.broker.now_ms
-        if not keep_ttl and key in self.expires:
-            del self.expires[key]
+        broker = self.broker
+        now = broker.now_ms
+        if expires and key in expires:  # one test for the common case: a database without TTLs
+            if expires[key] <= now:
+                self._expire_key(key)  # as Redis's lookupKeyWrite: the expired key goes (and is announced) first
+            elif not keep_ttl:
+                del expires[key]
+        created = key not in data
+        data[key] = value
+        self.access[key] = now
         if created:
             if self.scan_order.index is not None:
                 self.scan_order.added(key)
-            self.broker.key_created(self, key, value)
-        elif self.broker.blocking.waiting:
-            self.broker.signal_ready(self, key)  # a stream replaced by another type wakes XREADGROUP
+            broker.key_created(self, key, value)
+        elif broker.blocking.waiting:
+            broker.signal_ready(self, key)  # a stream replaced by another type wakes XREADGROUP
 
     def add(self, key: bytes, value: Any) -> None:
         """Store ``value`` at a key known not to exist (after :meth:`get` returned ``None``)."""
