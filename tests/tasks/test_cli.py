@@ -48,3 +48,24 @@ def test_worker_command_runs_jobs_and_stops_on_sigterm(worker_process, pool):
     assert proc.wait(20) == 0
     # SIGTERM let the running job finish instead of dropping it.
     assert running.status() == "finished"
+
+
+def test_process_pool_children_stop_when_the_supervisor_is_killed(worker_process):
+    import tasks_app
+
+    proc = worker_process("-c", "2", "--pool", "processes")
+    assert tasks_app.record.delay(1).result(timeout=20) == 1
+    workers = wait_for(lambda: [w for w in tasks_app.app.workers() if w["pid"] != proc.pid], what="children")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    pids = {w["pid"] for w in workers}
+    wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=15, what="orphaned children to exit")
+
+
+def _alive(pid: int) -> bool:
+    """True while *pid* runs (a zombie, exited but not reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -814,7 +814,17 @@ def run_processes(app: App, queues: list[str] | None, processes: int, grace: flo
     ctx = multiprocessing.get_context("fork")
     stopping = threading.Event()
 
+    supervisor = os.getpid()
+
+    def orphan_watch() -> None:
+        # A supervisor killed with SIGKILL cannot stop its children: they notice
+        # being re-parented and stop gracefully themselves.
+        while os.getppid() == supervisor:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     def child() -> None:
+        threading.Thread(target=orphan_watch, name="postroom-orphan-watch", daemon=True).start()
         Worker(app, queues, concurrency=1, exit_on_abandon=True, **options).run(grace)
 
     children = [ctx.Process(target=child, daemon=False) for _ in range(processes)]
