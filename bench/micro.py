@@ -154,7 +154,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30, help="timed runs per case; the minimum is reported")
     parser.add_argument("--number", type=int, default=300, help="reads per timed run")
-    parser.add_argument("--only", default="", help="run only cases whose label contains this text")
+    parser.add_argument("--only", default="", help="run only the case with this label, or those whose label contains it")
     options = parser.parse_args()
 
     cases: list[tuple[str, Callable[[int], None], int]] = [
@@ -170,9 +170,12 @@ def main() -> None:
         for pipeline in (1, 16):
             cases.append((f"conn {name} P{pipeline}", bench_connection(name, pipeline), pipeline))
 
+    labels = {label for label, _, _ in cases}
     for label, fn, per_call in cases:
         if options.only and options.only not in label:
             continue
+        if options.only in labels and options.only != label:
+            continue  # an exact label runs alone ("GET P1" without "GET P16")
         seconds = timed(fn, options.number, options.runs)
         print(f"{label:<16} {seconds / per_call * 1e6:8.3f} µs/command", flush=True)
 
