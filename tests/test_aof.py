@@ -264,3 +264,26 @@ def test_acknowledged_writes_survive_repeated_sigkill(server):
         assert stored <= sent, "items appeared that were never sent"
         assert int(r.get("counter")) >= acked_counter
         assert int(r.get("counter")) == len(stored) == r.xlen("events")
+
+
+@pytest.mark.slow
+def test_everysec_sigkill_loses_no_acknowledged_write(tmp_path):
+    """Under everysec a reply waits for its write (not its fsync), as in Redis's beforeSleep:
+    killing the process loses nothing acknowledged. An OS crash or power loss can lose the last
+    fsync interval, and a write postponed behind a slow fsync up to about two seconds.
+    """
+    server = Server(tmp_path, "--appendfsync", "everysec")
+    try:
+        server.start()
+        acked: set[bytes] = set()
+        for round_number in range(3):
+            writers = _Writers(server, f"everysec-{round_number}")
+            writers.run_until_killed(300)
+            assert not writers.errors, writers.errors
+            acked |= writers.acked
+            server.start()
+            stored = set(server.client().lrange("items", 0, -1))
+            lost = acked - stored
+            assert not lost, f"{len(lost)} acknowledged writes lost"
+    finally:
+        server.stop()

@@ -164,13 +164,18 @@ class Persistence:
 
     @property
     def pending(self) -> bool:
-        """Writes not yet durable whose replies must wait (only under ``appendfsync always``).
+        """Writes whose replies must wait for the end-of-turn commit, as in Redis's ``beforeSleep``.
 
-        After a failed write nothing waits: writes are refused with MISCONF meanwhile, and the
-        buffered ones are retried by the cron until the disk accepts them.
+        Under ``always`` replies wait for the fsync. Under ``everysec`` and ``no`` they wait only
+        for the ``write`` (so a killed process loses nothing acknowledged), except while a slow
+        background fsync makes the write wait: then, as in Redis, replies go out and up to about
+        two seconds of acknowledged writes are at risk. After a failed write nothing waits:
+        writes are refused with MISCONF meanwhile and the cron retries the buffer.
         """
         aof = self.aof
-        return aof is not None and aof.has_pending and aof.fsync_policy == "always" and aof.last_write_ok
+        if aof is None or not aof.has_pending or not aof.last_write_ok:
+            return False
+        return aof.fsync_policy == "always" or not aof.fsync_in_progress
 
     def _retry_failed_write(self) -> None:
         """Cron: retry a failed write, or write what waited for a background fsync to finish."""

@@ -235,6 +235,11 @@ class AppendOnlyFile:
     def has_pending(self) -> bool:
         return bool(self._buffer)
 
+    @property
+    def fsync_in_progress(self) -> bool:
+        """A background (everysec) fsync is running: writes are being postponed."""
+        return bool(self._fsync_started)
+
     def flush(self, force: bool = False) -> bool:
         """Write what is buffered, and fsync it under ``always``; ``False`` if that failed.
 
@@ -244,7 +249,7 @@ class AppendOnlyFile:
         """
         if not self._buffer or self._handle is None:
             return self.last_write_ok
-        if self.fsync_policy == "everysec" and not force and self._fsync_started:
+        if self.fsync_policy == "everysec" and not force and self.fsync_in_progress:
             now = time.monotonic()
             if not self._postponed_since:
                 self._postponed_since = now
