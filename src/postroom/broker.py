@@ -270,8 +270,8 @@ class Broker:
             self.slow_ops.record(client, cmd, argv, elapsed)
         if self.monitors:
             feed_monitors(self, client, cmd, argv)
-        if self.dirty != dirty_before and cmd.is_write:
-            db_index = client.db.index
+        if self.dirty != dirty_before and cmd.is_write and self.propagation_sinks:
+            db_index = client.db.index  # with no sink (no AOF) there is nobody to propagate to
             if client.propagation is None:
                 self._propagating.append((db_index, argv))
             else:
