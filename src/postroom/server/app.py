@@ -136,11 +136,9 @@ class Server:
         """Start, wait for SIGINT/SIGTERM or SHUTDOWN, then close."""
         await self.start()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
-            except (NotImplementedError, RuntimeError):
-                pass
         await self.wait_stopped()
         await self.close()
         log.info("postroom is now ready to exit, bye bye...")
