@@ -18,7 +18,6 @@ import io
 import json
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,28 +26,15 @@ from dataclasses import dataclass
 
 import redis
 
+try:
+    from .netutil import free_port, wait_for_port
+except ImportError:  # run as a script: python bench/persistence_bench.py
+    from netutil import free_port, wait_for_port
+
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_BENCHMARK = shutil.which("redis-benchmark")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on port {port}")
-            time.sleep(0.05)
 
 
 @dataclass

@@ -29,26 +29,15 @@ import sys
 import tempfile
 import time
 
+try:
+    from .netutil import free_port, wait_for_port
+except ImportError:  # run as a script: python bench/pubsub_bench.py
+    from netutil import free_port, wait_for_port
+
 CHANNEL = b"bench.chan"
 PATTERN = b"bench.*"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def command(*args: bytes) -> bytes:

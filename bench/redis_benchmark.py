@@ -13,37 +13,18 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 
 from . import Endpoints, Options, Result, ScriptSuite, Suite, register
+from .netutil import free_port, wait_for_port
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_BENCHMARK = shutil.which("redis-benchmark")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on port {port}")
-            time.sleep(0.05)
 
 
 class Servers:

@@ -34,6 +34,11 @@ import sys
 import tempfile
 import time
 
+try:
+    from .netutil import free_port, wait_for_port
+except ImportError:  # run as a script: python bench/scripting_bench.py
+    from netutil import free_port, wait_for_port
+
 SCRIPT = b"return redis.call('INCR', KEYS[1])"
 TRANSACTION = b"*1\r\n$5\r\nMULTI\r\n*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n*1\r\n$4\r\nEXEC\r\n"
 TRANSACTION_LINES = 4  # +OK, +QUEUED, *1, :n
@@ -41,22 +46,6 @@ INCR = b"*2\r\n$4\r\nINCR\r\n$7\r\ncounter\r\n"
 INCR_LINES = 1
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def command(port: int, *args: bytes) -> bytes:

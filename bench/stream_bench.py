@@ -32,15 +32,15 @@ from contextlib import contextmanager
 
 import redis
 
+try:
+    from .netutil import free_port
+except ImportError:  # run as a script: python bench/stream_bench.py
+    from netutil import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_BENCHMARK = shutil.which("redis-benchmark")
 BATCH = 1000
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(port: int, proc: subprocess.Popen) -> None:

@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+
+try:
+    from .netutil import free_port
+except ImportError:  # run as a script: python bench/tasks_bench.py
+    from netutil import free_port
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -290,11 +294,6 @@ FRAMEWORKS: list[type[Framework]] = [Postroom, RQ, Arq, Saq, Dramatiq, Celery]
 
 # -- measuring ------------------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure(fw: Framework, n: int, client: redis.Redis, timeout: float) -> tuple[float, float]:
