@@ -197,6 +197,34 @@ def test_failed_write_under_always_is_not_acknowledged(monkeypatch, tmp_path):
         server.stop()
 
 
+def test_failed_fsync_under_always_is_retried_without_writing_twice(monkeypatch):
+    """The write reached the file but its fsync failed: the retry fsyncs, it does not append again."""
+    server = PostroomThread(appendonly="yes", appendfsync="always")
+    try:
+        r = redis.Redis(port=server.port, socket_timeout=5)
+        r.incr("n")
+        real_fsync = os.fsync
+
+        def failing_fsync(fd: int) -> None:
+            if threading.current_thread().name == "postroom-embedded":
+                raise OSError(errno.EIO, "Input/output error")
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+        raw = RawClient(server.port)
+        raw.send("INCR", "n")
+        assert raw.read_closed()  # not acknowledged
+        with pytest.raises(redis.ResponseError, match="MISCONF Errors writing to the AOF file: Input/output error"):
+            redis.Redis(port=server.port, socket_timeout=5).incr("refused")
+        monkeypatch.setattr(os, "fsync", real_fsync)
+        server.call_in_loop(server.server.persistence.commit)
+        r = redis.Redis(port=server.port, socket_timeout=5)
+        assert r.incr("n") == 3
+        assert incr_file(Path(server.tmp)).read_bytes().count(b"INCR") == 3  # each INCR once
+    finally:
+        server.stop()
+
+
 class _Writers:
     """Four clients writing INCR + RPUSH + XADD until the server dies, recording what was acked."""
 

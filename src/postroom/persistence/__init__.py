@@ -183,13 +183,14 @@ class Persistence:
             self.commit()
 
     def hold_reply(self, send: Callable[[], None], abandon: Callable[[], None]) -> None:
-        """Send a connection's replies after the pending writes are fsynced (group commit)."""
+        """Call ``send`` once the pending writes are written (fsynced under ``always``: group
+        commit), or ``abandon`` if that failed; held replies go out in the order they were held."""
         self._waiting.append((send, abandon))
 
     def commit(self, force: bool = False) -> bool:
         """Write (and, under ``always``, fsync) the buffer now; ``False`` if that failed.
 
-        ``force`` writes even while a background fsync runs (see :meth:`AppendOnlyFile.flush`).
+        ``force`` writes even while a background fsync runs (see :meth:`AppendOnlyFile.write`).
         """
         self._turn_scheduled = False
         ok = self.aof.flush(force) if self.aof is not None else True

@@ -151,7 +151,8 @@ class AppendOnlyFile:
         self.last_fsync_ms = 0
         self.delayed_fsync = 0
         self._sync_lock = threading.Lock()
-        self._unsynced = False
+        self._written_seq = 0  # writes done so far; see _fsync
+        self._synced_seq = 0  # the last write the newest finished fsync covers
         self._fsync_started = 0.0  # monotonic start of the running background fsync, 0 when idle
         self._postponed_since = 0.0  # first postponed write while that fsync runs
         self._stop = threading.Event()
@@ -210,7 +211,7 @@ class AppendOnlyFile:
             if old is not None:
                 os.fsync(old)
                 os.close(old)
-            self._unsynced = False
+            self._synced_seq = self._written_seq
         self._selected = -1  # each file starts with its own SELECT: it may be loaded after a base
         return entry
 
@@ -241,14 +242,28 @@ class AppendOnlyFile:
         return bool(self._fsync_started)
 
     def flush(self, force: bool = False) -> bool:
-        """Write what is buffered, and fsync it under ``always``; ``False`` if that failed.
+        """Write what is buffered, and fsync it under ``always``; ``False`` if that failed."""
+        if not self.write(force):
+            return False
+        if self.fsync_policy == "always":
+            if self.unsynced:
+                try:
+                    self._fsync()
+                except OSError as exc:
+                    self.fail(exc)
+                    return False
+            self.recovered()
+        return True
+
+    def write(self, force: bool = False) -> bool:
+        """Write what is buffered without fsyncing it; ``False`` if that failed.
 
         Under ``everysec``, while the background fsync runs, the write is postponed (up to
         ``POSTPONE_LIMIT`` seconds, unless ``force``): on a slow disk a ``write`` to a file being
         fsynced blocks until the fsync ends, which would stall the event loop (Redis does the same).
         """
         if not self._buffer or self._handle is None:
-            return self.last_write_ok
+            return True  # a failed write keeps its buffer: an empty one means nothing failed here
         if self.fsync_policy == "everysec" and not force and self.fsync_in_progress:
             now = time.monotonic()
             if not self._postponed_since:
@@ -259,30 +274,38 @@ class AppendOnlyFile:
             log.warning("Asynchronous AOF fsync is taking too long (disk is busy?). Writing the AOF buffer without "
                         "waiting for fsync to complete, this may slow down the server.")
         self._postponed_since = 0.0
-        data = b"".join(self._buffer)
+        data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
         try:
             written = 0
             view = memoryview(data)
             while written < len(data):
                 written += os.write(self._handle, view[written:])
-            if self.fsync_policy == "always":
-                self._fsync()
-            else:
-                self._unsynced = True
         except OSError as exc:
-            self._failed(exc)
+            self.fail(exc)
             return False
+        self._written_seq += 1
         self._buffer.clear()
         self._buffered = 0
         self.current_size += len(data)
+        if self.fsync_policy != "always":
+            self.recovered()  # under always only a finished fsync clears a failure
+        return True
+
+    def recovered(self) -> None:
+        """A write (or, under ``always``, an fsync) succeeded: clear a recorded failure."""
         if not self.last_write_ok:
             self.last_write_ok = True
             self.last_write_error = ""
             log.warning("AOF write error looks solved, the broker accepts writes again.")
             self.on_write_status(True)
-        return True
 
-    def _failed(self, exc: OSError) -> None:
+    @property
+    def unsynced(self) -> bool:
+        """Something was written that no finished fsync covers yet."""
+        return self._synced_seq < self._written_seq
+
+    def fail(self, exc: OSError) -> None:
+        """Record a failed write or fsync: writes are refused with MISCONF until one succeeds."""
         self.last_write_error = exc.strerror or str(exc)
         if self.last_write_ok:
             log.warning("Error writing to the AOF file: %s", self.last_write_error)
@@ -294,17 +317,23 @@ class AppendOnlyFile:
         self._fsync()
 
     def _fsync(self) -> None:
+        """fsync the file; safe from any thread (the loop, the everysec thread, a group-commit worker).
+
+        Writes are counted rather than flagged: a write that lands while an fsync runs in another
+        thread stays "unsynced" after it, because that fsync may have started before the write.
+        """
         with self._sync_lock:
             if self._handle is not None:
+                covered = self._written_seq
                 os.fsync(self._handle)
-                self._unsynced = False
+                self._synced_seq = max(self._synced_seq, covered)
                 self.last_fsync_ms = int(time.time() * 1000)
 
     def _fsync_every_second(self) -> None:
         while not self._stop.wait(1.0):
             if self.fsync_policy != "everysec":
                 continue
-            if self._unsynced:
+            if self.unsynced:
                 self._fsync_started = time.monotonic()
                 try:
                     self._fsync()

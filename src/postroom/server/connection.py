@@ -33,7 +33,7 @@ _NO_LOCK = contextlib.nullcontext
 class Connection(asyncio.Protocol):
     """A client connection over TCP or a unix socket."""
 
-    __slots__ = ("broker", "server", "client", "transport", "reader", "_flush_scheduled", "_closing")
+    __slots__ = ("broker", "server", "client", "transport", "reader", "_flush_scheduled", "_closing", "_held")
 
     def __init__(self, broker: Broker, server: object) -> None:
         self.broker = broker
@@ -43,6 +43,7 @@ class Connection(asyncio.Protocol):
         self.reader: RequestReader | None = None
         self._flush_scheduled = False
         self._closing = False
+        self._held = 0  # replies waiting for the AOF (see _flush)
 
     # -- asyncio.Protocol ------------------------------------------------------------------
 
@@ -139,22 +140,43 @@ class Connection(asyncio.Protocol):
         client = self.client
         transport = self.transport
         assert client is not None and transport is not None
-        durability = self.broker.durability
-        if durability is not None and client.out and durability.pending:
-            durability.hold_reply(self._flush, self._abort)  # sent once the writes are fsynced
-            return
-        if client.out:
-            out = client.out
+        out = client.out
+        if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             out.clear()
-            transport.write(data)
-            pending = transport.get_write_buffer_size()
-            if (pending or client.obuf_soft_since) and over_limit(client, pending):
-                self._abort()
+            durability = self.broker.durability
+            if durability is not None and (self._held or durability.pending):
+                # Sent once the writes before it are on disk (see Persistence.pending); the
+                # bytes are taken now, so replies to later commands cannot overtake or join them.
+                self._held += 1
+                durability.hold_reply(lambda: self._send_held(data), self._abort)
                 return
-        if client.close_after_reply:
+            if self._write(data):
+                return
+        if client.close_after_reply and not self._held:
             self._closing = True
             transport.close()
+
+    def _send_held(self, data: bytes) -> None:
+        self._held -= 1
+        if self._closing or self._write(data):
+            return
+        client = self.client
+        if client is not None and client.close_after_reply and not self._held and not client.out:
+            self._closing = True
+            self.transport.close()  # type: ignore[union-attr]
+
+    def _write(self, data: bytes) -> bool:
+        """Send ``data``; ``True`` if that put the client over its output-buffer limit (it is dropped)."""
+        transport = self.transport
+        client = self.client
+        assert transport is not None and client is not None
+        transport.write(data)
+        pending = transport.get_write_buffer_size()
+        if (pending or client.obuf_soft_since) and over_limit(client, pending):
+            self._abort()
+            return True
+        return False
 
     def _close_from_broker(self) -> None:
         """CLIENT KILL, QUIT, SHUTDOWN: flush what is queued, then close."""
