@@ -258,7 +258,7 @@ def test_xnack_release_and_reclaim(raw):
     assert raw.call("XNACK", "s", "nog", "FAIL", "IDS", "1", "3-0")[1].startswith(b"NOGROUP")
 
 
-# -- MAXCOUNT (8.10) ---------------------------------------------------------------------------
+# -- MAXCOUNT and MAXSIZE (8.10) ---------------------------------------------------------------------------
 
 def _served(reply) -> dict[bytes, list[bytes]]:
     """Stream name -> entry IDs of an XREAD/XREADGROUP reply, RESP2 or RESP3."""
@@ -284,6 +284,53 @@ def test_maxcount_bounds_the_whole_reply(raw):
     assert pending_count(raw, "a") == 5 and pending_count(raw, "b") == 1
     assert raw.call("XREAD", "MAXCOUNT", "0", "STREAMS", "a", "0")[0] == "-"
     assert raw.call("XREAD", "MAXCOUNT", "x", "STREAMS", "a", "0")[0] == "-"
+
+
+# One entry "[id, [f, <value>]]" with an ID like "1-0" and a 10-byte value is 41 bytes of RESP:
+# *2 (4) + $3 1-0 (9) + *2 (4) + $1 f (7) + $10 <value> (17).
+ENTRY_BYTES = 41
+
+
+def test_maxsize_bounds_the_bytes_of_the_whole_reply(raw):
+    for key in ("a", "b"):
+        for i in range(1, 4):
+            raw.call("XADD", key, f"{i}-0", "f", "0123456789")
+    reply = raw.call("XREAD", "MAXSIZE", str(2 * ENTRY_BYTES), "STREAMS", "a", "b", "0", "0")
+    assert _served(reply) == {b"a": [b"1-0", b"2-0"]}  # the budget is spent: b is skipped
+    reply = raw.call("XREAD", "MAXSIZE", str(4 * ENTRY_BYTES + 10), "STREAMS", "a", "b", "0", "0")
+    assert _served(reply) == {b"a": [b"1-0", b"2-0", b"3-0"], b"b": [b"1-0"]}  # a fifth entry does not fit
+    reply = raw.call("XREAD", "COUNT", "1", "MAXSIZE", "10000", "STREAMS", "a", "b", "0", "0")
+    assert _served(reply) == {b"a": [b"1-0"], b"b": [b"1-0"]}  # COUNT still bounds each stream
+    reply = raw.call("XREAD", "MAXCOUNT", "2", "MAXSIZE", "10000", "STREAMS", "a", "b", "0", "0")
+    assert _served(reply) == {b"a": [b"1-0", b"2-0"]}  # whichever limit comes first
+
+
+def test_maxsize_always_serves_a_first_entry_larger_than_the_cap(raw):
+    raw.call("XADD", "big", "1-0", "f", "x" * 1000)
+    raw.call("XADD", "big", "2-0", "f", "y")
+    assert _served(raw.call("XREAD", "MAXSIZE", "1", "STREAMS", "big", "0")) == {b"big": [b"1-0"]}
+    assert raw.call("XREAD", "MAXSIZE", "1", "STREAMS", "big", "2-0")[1] in (None, b"")  # nothing new: nil, as without MAXSIZE
+
+
+def test_maxsize_in_a_group_delivers_only_what_it_returns(raw):
+    for i in range(1, 5):
+        raw.call("XADD", "s", f"{i}-0", "f", "0123456789")
+    raw.call("XGROUP", "CREATE", "s", "g", "0")
+    reply = raw.call("XREADGROUP", "GROUP", "g", "c", "MAXSIZE", str(2 * ENTRY_BYTES), "STREAMS", "s", ">")
+    assert _served(reply) == {b"s": [b"1-0", b"2-0"]}
+    assert pending_count(raw, "s") == 2  # the entries left out were not delivered
+    reply = raw.call("XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">")
+    assert _served(reply) == {b"s": [b"3-0", b"4-0"]}
+    reply = raw.call("XREADGROUP", "GROUP", "g", "c", "MAXSIZE", str(3 * ENTRY_BYTES), "STREAMS", "s", "0")
+    assert _served(reply) == {b"s": [b"1-0", b"2-0", b"3-0"]}  # the consumer's history, bounded the same way
+
+
+def test_maxsize_must_be_a_positive_integer(raw):
+    raw.call("XADD", "s", "1-0", "f", "v")
+    assert raw.call("XREAD", "MAXSIZE", "0", "STREAMS", "s", "0") == ("-", b"ERR MAXSIZE must be a positive integer")
+    assert raw.call("XREAD", "MAXSIZE", "-5", "STREAMS", "s", "0") == ("-", b"ERR MAXSIZE must be a positive integer")
+    assert raw.call("XREAD", "MAXSIZE", "x", "STREAMS", "s", "0") == (
+        "-", b"ERR value is not an integer or out of range")
 
 
 def test_released_entries_survive_a_snapshot(postroom_server):

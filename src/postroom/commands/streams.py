@@ -7,7 +7,7 @@ approximate trims with the exact length/ID they reached, and every consumer-grou
 are only built when a sink (AOF) listens, to keep the hot paths lean.
 
 Redis 7.0 (the oracle) fixes every reply shape and error text it has; the Redis 8 additions
-(XDELEX, XACKDEL, reference policies, XREADGROUP CLAIM, IDMP/XCFGSET, XNACK, MAXCOUNT) follow the
+(XDELEX, XACKDEL, reference policies, XREADGROUP CLAIM, IDMP/XCFGSET, XNACK, MAXCOUNT, MAXSIZE) follow the
 Redis command documentation. Reads that go straight to a connection encode entries directly to
 RESP (:class:`Encoded`); scripts get plain values.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .. import notifications as ev
@@ -741,7 +742,7 @@ class ReadArgs:
     """Parsed XREAD/XREADGROUP options."""
 
     __slots__ = ("timeout", "count", "count_given", "noack", "group", "consumer", "streams_at", "nstreams", "claim",
-                 "maxcount")
+                 "maxcount", "maxsize")
 
     def __init__(self) -> None:
         self.timeout = -1
@@ -754,6 +755,7 @@ class ReadArgs:
         self.nstreams = 0
         self.claim: int | None = None  # XREADGROUP CLAIM min-idle-time (Redis 8.4)
         self.maxcount = 0  # MAXCOUNT (Redis 8.10): entries in the whole reply; 0 is no limit
+        self.maxsize = 0  # MAXSIZE (Redis 8.10): bytes of entries in the whole reply; 0 is no limit
 
 
 def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
@@ -788,6 +790,11 @@ def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
             args.maxcount = parse_int(argv[i])
             if args.maxcount <= 0:
                 raise ReplyError("ERR MAXCOUNT must be a positive integer")
+        elif opt == b"maxsize" and more:
+            i += 1
+            args.maxsize = parse_int(argv[i])
+            if args.maxsize <= 0:
+                raise ReplyError("ERR MAXSIZE must be a positive integer")
         elif opt == b"claim" and more:
             if not xreadgroup:
                 raise ReplyError("ERR The CLAIM option is only supported by XREADGROUP. You called XREAD instead.")
@@ -810,17 +817,27 @@ def parse_read_args(argv: list[bytes], xreadgroup: bool) -> ReadArgs:
 
 
 class Budget:
-    """MAXCOUNT (Redis 8.10): entries left for the whole reply, across streams; COUNT stays per stream."""
+    """The cumulative limits of Redis 8.10, across the streams of one XREAD/XREADGROUP reply.
 
-    __slots__ = ("count", "left")
+    MAXCOUNT bounds the entries, MAXSIZE (a soft cap) the bytes of their RESP encoding; COUNT
+    stays per stream. Streams are served in the order named; once a limit is reached the rest
+    are skipped. The first entry of the reply is always served, however large, so that a reader
+    always makes progress.
+    """
+
+    __slots__ = ("count", "left", "bytes_left", "served", "_fitted", "_full")
 
     def __init__(self, args: ReadArgs) -> None:
         self.count = args.count
         self.left = args.maxcount or None
+        self.bytes_left = args.maxsize or None
+        self.served = 0  # entries in the reply so far
+        self._fitted = 0  # bytes of what fit() admitted, spent by take()
+        self._full = False  # fit() found an entry that does not fit: take() spends the budget
 
     @property
     def spent(self) -> bool:
-        return self.left == 0
+        return self.left == 0 or self.bytes_left == 0
 
     def limit(self) -> int:
         """The COUNT for the next stream (0: unlimited)."""
@@ -828,9 +845,56 @@ class Budget:
             return self.count
         return min(self.count, self.left) if self.count else self.left
 
+    def candidates(self) -> int:
+        """How many entries to look at for :meth:`fit`: within COUNT/MAXCOUNT, and no more than
+        the byte budget could hold (an entry takes at least 16 bytes), plus an oversized first."""
+        assert self.bytes_left is not None
+        cap = self.bytes_left // 16 + 1
+        limit = self.limit()
+        return min(limit, cap) if limit else cap
+
+    def fit(self, entries: Iterable[tuple[int, list[bytes] | None]]) -> int:
+        """How many of ``entries`` (the next stream's candidates, in order, at most
+        :meth:`candidates`) MAXSIZE admits; 0 when there are none or the budget is spent."""
+        assert self.bytes_left is not None
+        admitted = fitted = 0
+        for stream_id, values in entries:
+            size = entry_size(stream_id, values)
+            if fitted + size > self.bytes_left and self.served + admitted:
+                self._full = True
+                break
+            fitted += size
+            admitted += 1
+            if fitted >= self.bytes_left:
+                self._full = True
+                break
+        self._fitted = fitted
+        if not admitted and self._full:
+            self.bytes_left = 0
+        return admitted
+
     def take(self, served: int) -> None:
+        self.served += served
         if self.left is not None:
             self.left -= served
+        if self.bytes_left is not None:
+            self.bytes_left = 0 if self._full else max(0, self.bytes_left - self._fitted)
+            self._fitted = 0
+
+
+def entry_size(stream_id: int, values: list[bytes] | None) -> int:
+    """Bytes of ``[id, [field, value, ...]]`` in RESP (a deleted pending entry replies nil)."""
+    size = 4 + _bulk_size(len(format_id(stream_id)))
+    if values is None:
+        return size + 4
+    size += 3 + len(str(len(values)))
+    for value in values:
+        size += _bulk_size(len(value))
+    return size
+
+
+def _bulk_size(length: int) -> int:
+    return length + len(str(length)) + 5  # $<length>\r\n<bytes>\r\n
 
 
 def _parse_block_ms(arg: bytes) -> int:
@@ -877,7 +941,7 @@ def _stream_map(client: Client, served: list[tuple[bytes, Any]]) -> Any:
          summary="Returns messages from multiple streams with IDs greater than the ones requested. "
                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xread(client: Client, argv: list[bytes]) -> Any:
-    """XREAD [COUNT count] [MAXCOUNT maxcount] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"""
+    """XREAD [COUNT count] [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]"""
     args = parse_read_args(argv, xreadgroup=False)
     db = client.db
     # A woken reader whose key changed type keeps waiting, as in Redis.
@@ -916,12 +980,19 @@ def xread(client: Client, argv: list[bytes]) -> Any:
         if last_entry[i]:
             entries = stream.range(0, MAX_ID, 1, reverse=True)
         elif stream.last_id > after[i] and after[i] < MAX_ID:
-            ids, reply = read_range(client, stream, after[i] + 1, budget.limit())
+            limit = budget.limit()
+            if budget.bytes_left is not None:
+                limit = budget.fit(stream.range(after[i] + 1, MAX_ID, budget.candidates()))
+                if not limit:
+                    continue
+            ids, reply = read_range(client, stream, after[i] + 1, limit)
             budget.take(len(ids))
             if ids:
                 served.append((key, reply))
             continue
         else:
+            continue
+        if entries and budget.bytes_left is not None and not budget.fit(entries):
             continue
         if entries:
             budget.take(len(entries))
@@ -1089,7 +1160,7 @@ def _get_consumer(client: Client, key: bytes, group: Group, name: bytes,
          summary="Returns new or historical messages from a stream for a consumer in a group. "
                  "Blocks until a message is available otherwise.", since="5.0.0")
 def xreadgroup(client: Client, argv: list[bytes]) -> Any:
-    """XREADGROUP GROUP group consumer [COUNT count] [MAXCOUNT maxcount] [BLOCK milliseconds] [CLAIM min-idle-time] [NOACK] STREAMS key [key ...] id [id ...]"""
+    """XREADGROUP GROUP group consumer [COUNT count] [MAXCOUNT maxcount] [MAXSIZE maxsize] [BLOCK milliseconds] [CLAIM min-idle-time] [NOACK] STREAMS key [key ...] id [id ...]"""
     args = parse_read_args(argv, xreadgroup=True)
     db = client.db
     retried = client.waiter is not None
@@ -1132,12 +1203,17 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
         budget.count, budget.left = 0, (None if total == LLONG_MAX else total)
         claimed = _claim_idle(client, argv, args, groups, after, propagate, budget.limit())
         budget.take(sum(map(len, claimed)))
+        if budget.bytes_left is not None:  # claimed entries come first and spend MAXSIZE first
+            budget.bytes_left = max(0, budget.bytes_left - sum(
+                entry_size(parse_id(entry[0]), entry[1]) for entries in claimed for entry in entries))
     for i in range(args.nstreams):
         key = argv[first_key + i]
         stream = db.data[key]
         group = groups[i]
         start = after[i]
         args.count = budget.limit()
+        if budget.bytes_left is not None and not budget.spent:
+            args.count = budget.fit(_candidates(stream, group, args.consumer, start, budget.candidates()))
         if claimed is not None and start is None:
             consumer = _get_consumer(client, key, group, args.consumer, propagate)
             consumer.seen_time = now
@@ -1174,6 +1250,23 @@ def xreadgroup(client: Client, argv: list[bytes]) -> Any:
             _wake_when_idle(client, argv, args, groups, after)
         return _reading_block(argv, args, argv[first_id:])
     return NULL_ARRAY
+
+
+def _candidates(stream: Stream, group: Group, consumer_name: bytes, start: int | None,
+                limit: int) -> Iterable[tuple[int, list[bytes] | None]]:
+    """What XREADGROUP would serve from one stream, for MAXSIZE: new entries for ``>``,
+    otherwise the consumer's pending entries after ``start`` (deleted ones as ``None``)."""
+    if start is None:
+        return stream.range(group.last_id + 1, MAX_ID, limit) if group.last_id < MAX_ID else []
+    consumer = group.consumers.get(consumer_name)
+    if consumer is None or start == MAX_ID:
+        return []
+    pending = []
+    for stream_id, _nack in consumer.pel.range(start + 1, MAX_ID):
+        pending.append((stream_id, stream.get(stream_id)))
+        if len(pending) == limit:
+            break
+    return pending
 
 
 def _text(arg: bytes) -> str:
