@@ -156,7 +156,12 @@ class _SyncChannel(_Channel):
 
     def __init__(self, embedded: Embedded) -> None:
         self._buffer = bytearray()
-        self._cond = threading.Condition(threading.Lock())
+        # ``_lock`` guards the buffer, the EOF flag and the eventfd; ``_cond`` (on the same lock) is
+        # only waited on when no reply is there yet, and only notified when someone waits: on the
+        # common path (the reply was produced by the caller's own sendall) a read takes the lock once.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._sleepers = 0
         self._eof = False
         self._timeout: float | None = None
         self._event_fd: int | None = None  # created on first fileno(): only pollers need it
@@ -168,32 +173,41 @@ class _SyncChannel(_Channel):
         self.feed(bytes(data))
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
-        if not self.wait_readable(self._timeout):
-            raise TimeoutError("timed out")
-        view = memoryview(buffer)
-        size = nbytes or len(view)
-        with self._cond:
-            if not self._buffer:
-                return 0  # end of file
-            n = min(size, len(self._buffer))
-            view[:n] = self._buffer[:n]
-            del self._buffer[:n]
-            if not self._buffer:
-                self._clear_event()
-            return n
+        while True:
+            with self._lock:
+                pending = self._buffer
+                if pending:
+                    n = min(len(pending), nbytes or len(buffer))
+                    if n == len(pending):
+                        buffer[:n] = pending
+                        pending.clear()
+                    else:
+                        buffer[:n] = pending[:n]
+                        del pending[:n]
+                    if not pending:
+                        self._clear_event()
+                    return n
+                if self._eof:
+                    return 0  # end of file
+            if not self.wait_readable(self._timeout):
+                raise TimeoutError("timed out")
 
     def wait_readable(self, timeout: float | None) -> bool:
         """Whether reply bytes (or EOF) can be read within ``timeout`` seconds (``None``: forever)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            with self._cond:
+            with self._lock:
                 if self._buffer or self._eof:
                     return True
                 if not self._pending_input():
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         return False
-                    self._cond.wait(remaining)
+                    self._sleepers += 1
+                    try:
+                        self._cond.wait(remaining)
+                    finally:
+                        self._sleepers -= 1
                     continue
             with self.broker.lock:
                 if not self.closed:
@@ -202,7 +216,7 @@ class _SyncChannel(_Channel):
     def recv(self, size: int, flags: int = 0) -> bytes:
         """``recv``; with ``MSG_PEEK`` (redis-py's closed-connection check) nothing is consumed."""
         if flags & socket.MSG_PEEK:
-            with self._cond:
+            with self._lock:
                 return bytes(self._buffer[:size])
         buffer = bytearray(size)
         n = self.recv_into(buffer, size)
@@ -222,7 +236,7 @@ class _SyncChannel(_Channel):
 
     def fileno(self) -> int:
         """An eventfd readable while replies are waiting, so ``select``/``poll`` work (pub/sub)."""
-        with self._cond:
+        with self._lock:
             if self._event_fd is None:
                 self._event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
                 if self._buffer or self._eof:
@@ -234,7 +248,7 @@ class _SyncChannel(_Channel):
 
     def close(self) -> None:
         super().close()
-        with self._cond:
+        with self._lock:
             if self._event_fd is not None:
                 os.close(self._event_fd)
                 self._event_fd = None
@@ -242,23 +256,26 @@ class _SyncChannel(_Channel):
     # -- delivery ------------------------------------------------------------------------------
 
     def _deliver(self, data: bytes) -> None:
-        with self._cond:
+        with self._lock:
             was_empty = not self._buffer
             self._buffer += data
             if was_empty and self._event_fd is not None:
                 os.eventfd_write(self._event_fd, 1)
-            self._cond.notify_all()
+            if self._sleepers:
+                self._cond.notify_all()
 
     def _deliver_eof(self) -> None:
-        with self._cond:
+        with self._lock:
             self._eof = True
             if self._event_fd is not None:
                 os.eventfd_write(self._event_fd, 1)
-            self._cond.notify_all()
+            if self._sleepers:
+                self._cond.notify_all()
 
     def _notify_input(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            if self._sleepers:
+                self._cond.notify_all()
 
     def _clear_event(self) -> None:
         if self._event_fd is not None and not self._eof:
