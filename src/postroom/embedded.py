@@ -194,6 +194,10 @@ class _SyncChannel(_Channel):
 
     def wait_readable(self, timeout: float | None) -> bool:
         """Whether reply bytes (or EOF) can be read within ``timeout`` seconds (``None``: forever)."""
+        if self._buffer or self._eof:
+            return True  # a glance without the lock (the GIL makes it atomic); the read itself locks
+        if timeout is not None and timeout <= 0 and not self._pending_input():
+            return False  # redis-py asks this at every pool checkout: answer it without a lock
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
