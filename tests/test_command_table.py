@@ -170,3 +170,86 @@ def test_docs_of_a_container_lists_subcommands(diff):
     assert docs[0][b"complexity"] == docs[1][b"complexity"] == ("$", b"Depends on subcommand.")
     mine = {name for _, name in docs[0][b"subcommands"][1][::2]}
     assert {name for _, name in docs[1][b"subcommands"][1][::2]} & mine >= {b"client|list", b"client|kill"}
+
+
+# -- COMMAND DOCS arguments (built from each handler's syntax line, postroom/commands/syntax.py) ----
+
+#: Where our syntax line and Redis 7.0's argument tree legitimately differ: options of a later
+#: Redis (the streams' 8.x options, ZRANK WITHSCORE of 7.2), and trees Redis writes another way
+#: for the same syntax (a repeated value wrapped in a block, SKIPME taking a string, STREAMS as a
+#: block, DEBUG and COMMAND GETKEYS documented without arguments).
+DOCS_SHAPE_DIFFERS = {
+    "xadd", "xtrim", "xread", "xreadgroup", "zrank", "zrevrank",
+    "config|get", "psubscribe", "client|list", "client|kill", "debug", "command|getkeys",
+    "command|getkeysandflags",
+}
+
+
+def _all_docs(port: int) -> dict[bytes, dict]:
+    import redis
+
+    connection = redis.Redis(port=port, protocol=3).connection_pool.get_connection()
+    try:
+        connection.send_command("COMMAND", "DOCS")
+        return connection.read_response()
+    finally:
+        connection.disconnect()
+
+
+@pytest.fixture(scope="module")
+def docs_pair(postroom_server, oracle_server):
+    return _all_docs(postroom_server.port), _all_docs(oracle_server.port)
+
+
+def _shape(arguments) -> list:
+    """An argument tree without names (ours are the syntax line's, Redis's its own)."""
+    shape = []
+    for argument in arguments or ():
+        kind = argument[b"type"]
+        item = [kind if kind in (b"key", b"pure-token", b"oneof", b"block") else b"value",
+                argument.get(b"token"), sorted(argument.get(b"flags", ()))]
+        if kind in (b"oneof", b"block"):
+            item.append(_shape(argument[b"arguments"]))
+        shape.append(item)
+    return shape
+
+
+def _docs_entry(docs: dict, name: str) -> dict | None:
+    parent, _, sub = name.encode().partition(b"|")
+    entry = docs.get(parent)
+    if entry is not None and sub:
+        entry = (entry.get(b"subcommands") or {}).get(name.encode())
+    return entry
+
+
+@pytest.mark.parametrize("name", _all_names())
+def test_command_docs_arguments_have_redis_shape(docs_pair, name):
+    ours, theirs = (_docs_entry(docs, name) for docs in docs_pair)
+    assert ours is not None
+    if theirs is None:
+        pytest.skip(f"redis-server 7.0 has no {name}")
+    if name in DOCS_SHAPE_DIFFERS:
+        assert _shape(ours.get(b"arguments")) != _shape(theirs.get(b"arguments"))  # else: drop it from the set
+    else:
+        assert _shape(ours.get(b"arguments")) == _shape(theirs.get(b"arguments"))
+
+
+def test_command_docs_arguments_of_set():
+    """The full tree of one command: names from the syntax line, types inferred, key positions."""
+    from postroom.commands.syntax import arguments
+
+    tree = arguments("SET key value [NX | XX] [GET] [EX seconds | PX milliseconds | KEEPTTL]", name_words=1)
+    assert tree == [
+        {b"name": b"key", b"type": b"key", b"key_spec_index": 0},
+        {b"name": b"value", b"type": b"string"},
+        {b"name": b"nx-xx", b"type": b"oneof", b"flags": [b"optional"], b"arguments": [
+            {b"name": b"nx", b"type": b"pure-token", b"token": b"NX"},
+            {b"name": b"xx", b"type": b"pure-token", b"token": b"XX"}]},
+        {b"name": b"get", b"type": b"pure-token", b"token": b"GET", b"flags": [b"optional"]},
+        {b"name": b"seconds-milliseconds-keepttl", b"type": b"oneof", b"flags": [b"optional"], b"arguments": [
+            {b"name": b"seconds", b"type": b"integer", b"token": b"EX"},
+            {b"name": b"milliseconds", b"type": b"integer", b"token": b"PX"},
+            {b"name": b"keepttl", b"type": b"pure-token", b"token": b"KEEPTTL"}]},
+    ]
+    with pytest.raises(ValueError):
+        arguments("SET key [NX", name_words=1)

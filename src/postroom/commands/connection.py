@@ -140,7 +140,10 @@ def hello(client: Client, argv: list[bytes]) -> dict:
 @command("reset", arity=1, flags="noscript loading stale fast no_auth allow_busy", group="connection",
          summary="Resets the connection.", since="6.2.0")
 def reset(client: Client, argv: list[bytes]) -> str:
-    """RESET: back to a fresh connection's state (db 0, RESP2, no MULTI/WATCH/subscriptions)."""
+    """RESET
+
+    Back to a fresh connection's state (db 0, RESP2, no MULTI/WATCH/subscriptions).
+    """
     broker = client.broker
     client.multi = None
     client.multi_error = False

@@ -17,6 +17,7 @@ from ..stats import iter_commands
 from .args import SYNTAX_ERROR
 from .registry import COMMANDS, FLAG_ORDER, Command, command
 from .server import help_reply
+from .syntax import arguments
 
 if TYPE_CHECKING:
     from ..client import Client
@@ -121,9 +122,23 @@ def command_docs(record: Command) -> dict[bytes, Any]:
         docs[b"complexity"] = b"Depends on subcommand."
     elif record.complexity:
         docs[b"complexity"] = record.complexity.encode()
+    if record.handler is not None and (args := _arguments(record)):
+        docs[b"arguments"] = args
     if record.subcommands:
         docs[b"subcommands"] = {sub.name.encode(): command_docs(sub) for sub in record.subcommands.values()}
     return docs
+
+
+_ARGUMENTS: dict[str, list[Any]] = {}
+
+
+def _arguments(record: Command) -> list[Any]:
+    """COMMAND DOCS ``arguments``, from the syntax paragraph that opens the handler's docstring."""
+    args = _ARGUMENTS.get(record.name)
+    if args is None:
+        syntax = " ".join((record.handler.__doc__ or "").strip().split("\n\n")[0].split())
+        args = _ARGUMENTS[record.name] = arguments(syntax, name_words=record.name.count("|") + 1)
+    return args
 
 
 def _find(name: bytes) -> Command | None:

@@ -385,7 +385,7 @@ def monitor(client: Client, argv: list[bytes]) -> Any:
 @command("debug", arity=-2, flags="admin noscript loading stale", group="server",
          summary="A container for debugging commands.")
 def debug(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG SLEEP seconds | DEBUG HELP"""
+    """DEBUG <SLEEP seconds | HELP>"""
     sub = argv[1].upper()
     if sub == b"SLEEP" and len(argv) == 3:
         try:
