@@ -398,3 +398,20 @@ def test_renamed_hash_fields_still_expire_actively(postroom_server):
         assert client.call("HGETALL", "new")[1] == [("$", b"b"), ("$", b"2")]
     finally:
         client.close()
+
+
+def test_swapped_hash_fields_still_expire_actively(postroom_server):
+    """SWAPDB moves a hash with volatile fields to the other database; the cron follows it there."""
+    client = RawClient(postroom_server.port)
+    try:
+        client.call("FLUSHALL")
+        client.call("HSET", "h", "a", "1", "b", "2")
+        client.call("HPEXPIRE", "h", "40", "FIELDS", "1", "a")
+        assert client.call("SWAPDB", "0", "1") == ("+", b"OK")
+        broker = postroom_server.broker
+        wait_until(lambda: not postroom_server.call_in_loop(lambda: b"a" in broker.dbs[1].data[b"h"]), 5,
+                   "the field never expired in the database it was swapped to")
+        client.call("SELECT", "1")
+        assert client.call("HGETALL", "h")[1] == [("$", b"b"), ("$", b"2")]
+    finally:
+        client.close()

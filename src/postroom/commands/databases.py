@@ -12,6 +12,7 @@ from collections import ChainMap
 from typing import TYPE_CHECKING
 
 from .. import notifications as ev
+from ..keyspace.hashes import databases_swapped
 from ..protocol.replies import OK, ReplyError
 from .args import NOT_INTEGER, SYNTAX_ERROR, parse_int
 from .registry import command
@@ -101,6 +102,7 @@ def swapdb(client: Client, argv: list[bytes]) -> str:
     broker.database_cleared(db1, both)  # type: ignore[arg-type]
     broker.database_cleared(db2, both)  # type: ignore[arg-type]
     db1.swap_contents(db2)
+    databases_swapped(broker, first, second)
     _signal_blocked_keys(client, db1)
     _signal_blocked_keys(client, db2)
     return OK

@@ -169,6 +169,28 @@ class FieldExpiry:
         entry = value.scheduled = (deadline, db.index, key)
         heapq.heappush(self.heap, entry)
 
+    def swapped(self, first: int, second: int) -> None:
+        """SWAPDB exchanged databases ``first`` and ``second``: the entries follow their hashes.
+
+        O(entries), one per hash with volatile fields; Redis's SWAPDB is O(1) but it keeps no
+        such schedule, sampling each database's hashes instead.
+        """
+        moved = {first: second, second: first}
+        dbs = self.broker.dbs
+        heap = []
+        for entry in self.heap:
+            deadline, index, key = entry
+            target = moved.get(index, index)
+            if target != index:
+                value = dbs[target].data.get(key)  # the swap already put the hash there
+                entry_now = (deadline, target, key)
+                if type(value) is HashValue and value.scheduled == entry:
+                    value.scheduled = entry_now
+                entry = entry_now
+            heap.append(entry)
+        heapq.heapify(heap)
+        self.heap = heap
+
     def cycle(self) -> None:
         """Expire due fields of every hash whose earliest deadline has passed (cron, 25% budget)."""
         heap = self.heap
@@ -200,6 +222,13 @@ def field_expiry(broker: Broker) -> FieldExpiry:
     if expiry is None:
         expiry = _EXPIRY[broker] = FieldExpiry(broker)
     return expiry
+
+
+def databases_swapped(broker: Broker, first: int, second: int) -> None:
+    """SWAPDB: keep active field expiry pointed at where the hashes went (see FieldExpiry.swapped)."""
+    expiry = _EXPIRY.get(broker)
+    if expiry is not None:
+        expiry.swapped(first, second)
 
 
 def expire_fields(broker: Broker, db: Database, key: bytes, value: HashValue) -> bool:
