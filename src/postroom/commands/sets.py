@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import notifications as ev
 from ..keyspace.database import WRONGTYPE
-from ..keyspace.scan import parse_scan_options
+from ..keyspace.scan import ScanOrder, parse_scan_options
 from ..keyspace.sets import SetValue
 from ..protocol.replies import ReplyError
 from .args import (
@@ -140,23 +140,46 @@ def spop(client: Client, argv: list[bytes]) -> Any:
         client.notify(ev.GENERIC, b"del", key)
         client.propagate_as([b"DEL", key])
         return popped
-    chosen = random.sample(tuple(set.__iter__(value)), count)
+    chosen = _random_sample(value, count)
     value.remove_members(chosen)
     client.propagate_as([b"SREM", key, *chosen])
     return set(chosen)
 
 
 def _random_member(value: SetValue) -> bytes:
-    """A uniformly random member of a set of up to :data:`RANDOM_PICK_LIMIT`; an arbitrary one beyond.
+    """A uniformly random member.
 
-    Python sets have no random access: a uniform pick walks to a random position, O(n) at C speed,
-    worth it up to the limit; beyond it we take the hash table's next slot in O(1).
+    Python sets have no random access. Up to :data:`RANDOM_PICK_LIMIT` members a pick walks to a
+    random position, O(n) at C speed; beyond it, the member at a random rank of the set's SCAN
+    index (:class:`ScanOrder`: built once in O(n log n), then kept current by every add and
+    remove, about 100 bytes a member), O(log n).
     """
+    rank = random.randrange(len(value))
     if len(value) <= RANDOM_PICK_LIMIT:
-        return next(islice(set.__iter__(value), random.randrange(len(value)), None))
-    member = value.pop()
-    value.add(member)
-    return member
+        return next(islice(set.__iter__(value), rank, None))
+    return _scan_order(value).nth(value, rank)
+
+
+def _random_sample(value: SetValue, count: int) -> list[bytes]:
+    """``count`` distinct members (``count < len(value)``), uniformly (SPOP and SRANDMEMBER count)."""
+    if len(value) <= RANDOM_PICK_LIMIT:
+        return random.sample(tuple(set.__iter__(value)), count)
+    order = _scan_order(value)
+    return [order.nth(value, rank) for rank in random.sample(range(len(value)), count)]
+
+
+def _random_choices(value: SetValue, count: int) -> list[bytes]:
+    """``count`` members drawn with replacement (SRANDMEMBER with a negative count)."""
+    if len(value) <= RANDOM_PICK_LIMIT:
+        return random.choices(tuple(set.__iter__(value)), k=count)
+    order = _scan_order(value)
+    return [order.nth(value, rank) for rank in random.choices(range(len(value)), k=count)]
+
+
+def _scan_order(value: SetValue) -> ScanOrder:
+    if value.scan_order is None:
+        value.scan_order = ScanOrder()
+    return value.scan_order
 
 
 @command("srandmember", arity=-2, flags="readonly", keys=(1, 1, 1), group="set",
@@ -174,12 +197,11 @@ def srandmember(client: Client, argv: list[bytes]) -> Any:
     value = client.db.get_typed(argv[1], SetValue)
     if value is None or count == 0:
         return []
-    members = tuple(set.__iter__(value))
     if count < 0:
-        return random.choices(members, k=-count)
-    if count >= len(members):
+        return _random_choices(value, -count)
+    if count >= len(value):
         return list(value)
-    return random.sample(members, count)
+    return _random_sample(value, count)
 
 
 @command("smove", arity=4, flags="write fast", keys=(1, 2, 1), group="set",
