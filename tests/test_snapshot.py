@@ -308,3 +308,49 @@ def test_the_format_knows_every_attribute_of_the_value_classes():
         "Pending": {"map", "_top", "_ordered", "_keys"},
         "Producers": {"duration", "maxsize", "pids", "iids_added", "iids_duplicates"},
     }
+
+
+def test_shutdown_force_exits_even_when_the_save_fails(rdb_server):
+    rdb_server.start()
+    rdb_server.client().set("k", "v")
+    (rdb_server.dir / "dump.postroom").mkdir()  # the save cannot rename its file into place
+    assert RawClient(rdb_server.port).call("SHUTDOWN", "SAVE") == ("-", b"ERR Errors trying to SHUTDOWN. Check logs.")
+    assert rdb_server.client().get("k") == b"v"  # refused: still serving
+    RawClient(rdb_server.port).send("SHUTDOWN", "SAVE", "FORCE")
+    assert rdb_server.wait_exit() == 0
+    assert "exiting anyway (SHUTDOWN FORCE)" in rdb_server.output()
+
+
+def test_flushall_with_save_points_saves_the_empty_dataset(tmp_path):
+    """As in Redis, FLUSHALL saves at once when save points are configured: a crash right after
+    it cannot bring the flushed keys back from the last snapshot."""
+    srv = Server(tmp_path, "--appendonly", "no", "--save", "3600 1")
+    try:
+        srv.start()
+        r = srv.client()
+        r.set("flushed", "1")
+        assert r.save()
+        assert r.flushall()
+        assert r.info("persistence")["rdb_changes_since_last_save"] == 1
+        srv.kill()
+        srv.start()
+        assert srv.client().dbsize() == 0
+    finally:
+        srv.stop()
+
+
+def test_debug_reload(rdb_server):
+    rdb_server.start()
+    r = rdb_server.client()
+    r.set("kept", "1", px=600_000)
+    r.rpush("list", "a", "b")
+    assert r.execute_command("DEBUG", "RELOAD") in (b"OK", "OK", True)  # save, flush, load back
+    assert r.get("kept") == b"1" and 0 < r.pttl("kept") <= 600_000 and r.lrange("list", 0, -1) == [b"a", b"b"]
+    r.set("unsaved", "1")
+    r.execute_command("DEBUG", "RELOAD", "NOSAVE")  # loads the snapshot on disk: without it
+    assert r.get("unsaved") is None and r.get("kept") == b"1"
+    r.set("unsaved", "1")
+    r.execute_command("DEBUG", "RELOAD", "NOSAVE", "NOFLUSH", "MERGE")
+    assert r.get("unsaved") == b"1" and r.get("kept") == b"1"
+    with pytest.raises(redis.ResponseError, match="only supports the MERGE, NOFLUSH and NOSAVE options"):
+        r.execute_command("DEBUG", "RELOAD", "SOON")

@@ -79,7 +79,10 @@ class Broker:
         self._ready = self.blocking.ready  # the same dict for the manager's lifetime (execute reads it)
         self.now_ms = int(time.time() * 1000)
         self.start_time = time.time()
-        self.dirty = 0  # changes since the last save (rdb_changes_since_last_save)
+        #: Changes to the data, counted up and never reset: a command that moved it is a write to
+        #: propagate. ``dirty_at_save`` is its value when the last successful snapshot began.
+        self.dirty = 0
+        self.dirty_at_save = 0
         self.notify_flags = 0
         self.watchers: dict[tuple[int, bytes], set[Client]] = {}
         self.propagation_sinks: list[PropagationSink] = []
@@ -99,6 +102,7 @@ class Broker:
         self.stats: defaultdict[str, int] = defaultdict(int)
         self.error_stats: defaultdict[str, int] = defaultdict(int)
         self.hooks_after_command: list[Callable[[], None]] = []
+        #: ``(save, force)``: set by the network server (SHUTDOWN, signals); ``force`` ignores a failed save.
         self.shutdown_requested: Callable[[bool, bool], None] | None = None
         self.cron_hooks: list[Callable[[], None]] = []  # run at the end of every cron tick
         self.monitors: list[Client] = []  # MONITOR clients, fed by call() only when non-empty
@@ -148,6 +152,11 @@ class Broker:
         and a command sees one consistent time, as Redis's command time snapshot gives.
         """
         self.now_ms = time.time_ns() // 1_000_000  # integer arithmetic: cheaper than int(time() * 1000)
+
+    @property
+    def changes_since_save(self) -> int:
+        """INFO's ``rdb_changes_since_last_save`` and what save points count."""
+        return self.dirty - self.dirty_at_save
 
     def execute(self, client: Client, argv: list[bytes]) -> None:
         """Run one request from ``client``; the reply is appended to ``client.out``.

@@ -473,7 +473,7 @@ class Embedded:
         for channel in list(self._channels):
             channel.close()
         if self._loop is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self.server.request_shutdown, bool(self.broker.config["save"]), False)
+            self._loop.call_soon_threadsafe(self.server.request_shutdown, bool(self.broker.config["save"]))
             self._thread.join(10)
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)

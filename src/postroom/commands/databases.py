@@ -71,7 +71,11 @@ def flushall(client: Client, argv: list[bytes]) -> str:
     for db in broker.dbs:
         if db.data:
             removed += db.clear()
-    broker.dirty += removed + 1
+    broker.dirty += removed
+    persistence = getattr(broker, "persistence", None)
+    if persistence is not None:
+        persistence.flushed_all()  # with save points: the empty dataset is saved at once
+    broker.dirty += 1  # after that save: FLUSHALL is one change, and always propagates
     return OK
 
 

@@ -116,7 +116,7 @@ def _persistence(broker: Broker, client: Client) -> Lines:
     fields: dict[str, Any] = {
         "loading": 0,
         "async_loading": 0,
-        "rdb_changes_since_last_save": broker.dirty,
+        "rdb_changes_since_last_save": broker.changes_since_save,
         "rdb_bgsave_in_progress": 0,
         "rdb_last_save_time": int(broker.start_time),
         "rdb_last_bgsave_status": "ok",

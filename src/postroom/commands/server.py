@@ -180,7 +180,7 @@ def shutdown(client: Client, argv: list[bytes]) -> Any:
     if broker.shutdown_requested is None:
         raise ReplyError("ERR Errors trying to SHUTDOWN. Check logs.")
     save = b"SAVE" in options or (b"NOSAVE" not in options and bool(broker.config["save"]))
-    broker.shutdown_requested(save, b"NOW" in options)
+    broker.shutdown_requested(save, b"FORCE" in options)  # NOW waits for no replica: there are none
     client.reply_mode = "skip"  # a successful SHUTDOWN closes the connection without a reply
     client.close_after_reply = True
     return OK
@@ -385,7 +385,7 @@ def monitor(client: Client, argv: list[bytes]) -> Any:
 @command("debug", arity=-2, flags="admin noscript loading stale", group="server",
          summary="A container for debugging commands.")
 def debug(client: Client, argv: list[bytes]) -> Any:
-    """DEBUG <SLEEP seconds | HELP>"""
+    """DEBUG <SLEEP seconds | RELOAD [MERGE] [NOFLUSH] [NOSAVE] | HELP>"""
     sub = argv[1].upper()
     if sub == b"SLEEP" and len(argv) == 3:
         try:
@@ -394,6 +394,23 @@ def debug(client: Client, argv: list[bytes]) -> Any:
             raise NOT_FLOAT
         time.sleep(max(0.0, seconds))  # blocks the whole server on purpose, as Redis does
         return OK
+    if sub == b"RELOAD":
+        options = {arg.upper() for arg in argv[2:]}
+        if not options <= {b"MERGE", b"NOFLUSH", b"NOSAVE"}:
+            raise ReplyError("ERR DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.")
+        persistence = getattr(client.broker, "persistence", None)
+        if persistence is None:
+            raise ReplyError("ERR persistence is not available in this broker")
+        persistence.reload(save=b"NOSAVE" not in options, flush=b"NOFLUSH" not in options)
+        return OK
     if sub == b"HELP" and len(argv) == 2:
-        return help_reply("DEBUG", ["SLEEP <seconds>", "    Stop the server for <seconds>. Decimals allowed."])
+        return help_reply("DEBUG", [
+            "RELOAD [option ...]",
+            "    Save the snapshot on disk and reload it back to memory. Options:",
+            "    * MERGE: loaded keys replace existing ones (they always do here).",
+            "    * NOFLUSH: do not empty the current dataset before loading.",
+            "    * NOSAVE: do not save, load the snapshot already on disk.",
+            "SLEEP <seconds>",
+            "    Stop the server for <seconds>. Decimals allowed.",
+        ])
     raise ReplyError(f"ERR unknown subcommand '{argv[1].decode('utf-8', 'replace')}'. Try DEBUG HELP.")

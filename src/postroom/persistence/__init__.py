@@ -124,18 +124,56 @@ class Persistence:
         self.rewriter.cron()
         self.saver.cron()
 
-    def prepare_shutdown(self, save: bool) -> None:
+    def prepare_shutdown(self, save: bool, force: bool = False) -> None:
         """Before the server stops: kill a running child, then save if asked (Redis's prepareForShutdown).
 
-        A failed save keeps the server running, as in Redis: SHUTDOWN answers an error.
+        A failed save keeps the server running, as in Redis: SHUTDOWN answers an error; with
+        FORCE it is logged and the server stops anyway.
         """
         self.children.kill()
         if not save:
             return
         try:
             self.saver.save()
-        except OSError:
+        except OSError as exc:
+            if force:
+                log.warning("Error trying to save the DB (%s): exiting anyway (SHUTDOWN FORCE).", exc)
+                return
+            log.warning("Error trying to save the DB, can't exit: %s", exc)
             raise ReplyError("ERR Errors trying to SHUTDOWN. Check logs.")
+
+    def flushed_all(self) -> None:
+        """After FLUSHALL (Redis's ``flushAllDataAndResetRDB``): cancel a running BGSAVE and, with
+        save points configured, save the empty dataset at once, so that a restart cannot bring
+        the flushed data back. A failed save is logged (by the saver) and does not fail FLUSHALL."""
+        self.saver.cancel()
+        if self.broker.config["save"]:
+            with contextlib.suppress(OSError):
+                self.saver.save()
+
+    def reload(self, save: bool, flush: bool) -> None:
+        """DEBUG RELOAD: save the snapshot (unless NOSAVE), empty the databases (unless NOFLUSH),
+        load the snapshot back; loaded keys replace existing ones (MERGE).
+
+        Raises ``ReplyError`` with Redis's texts: a bare ``ERR`` when the save fails, "Error
+        trying to load the RDB dump" when loading does.
+        """
+        broker = self.broker
+        if save:
+            try:
+                self.saver.save()
+            except OSError:
+                raise ReplyError("ERR")
+        if flush:
+            for db in broker.dbs:
+                if db.data:
+                    db.clear()
+        try:
+            loaded, _expired = load_snapshot(broker, self.saver.path)
+        except (OSError, SnapshotError) as exc:
+            log.warning("DEBUG RELOAD could not load %s: %s", self.saver.path, exc)
+            raise ReplyError("ERR Error trying to load the RDB dump, check server logs.")
+        log.warning("DB reloaded by DEBUG RELOAD (%d keys)", loaded)
 
     def stop(self) -> None:
         """Flush, fsync and close the AOF (SHUTDOWN, SIGTERM, Embedded.close)."""

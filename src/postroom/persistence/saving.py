@@ -4,7 +4,7 @@ SAVE writes ``<dir>/<dbfilename>`` in the event loop (clients wait, as in Redis)
 (:mod:`.fork`) and the child writes the same file through a temporary name, fsync and rename,
 so a reader never sees half a snapshot. Save points (``save 3600 1 300 100 60 10000``) start a
 BGSAVE from the cron once ``seconds`` have passed since the last save with at least ``changes``
-writes (``broker.dirty``); after a failed BGSAVE they retry no sooner than 5 seconds later,
+writes (``broker.changes_since_save``); after a failed BGSAVE they retry no sooner than 5 seconds later,
 as Redis does. Changes made while a BGSAVE runs stay counted for the next one.
 """
 
@@ -75,7 +75,7 @@ class SnapshotSaver:
             self.on_status()
 
     def _saved(self, dirty_at_start: int) -> None:
-        self.broker.dirty = max(self.broker.dirty - dirty_at_start, 0)
+        self.broker.dirty_at_save = dirty_at_start
         self.last_save_time = int(time.time())
         self.saves += 1
 
@@ -133,6 +133,15 @@ class SnapshotSaver:
         else:
             log.warning("Background saving error")
 
+    def cancel(self) -> None:
+        """Stop a running BGSAVE without counting it as failed (FLUSHALL: its snapshot would bring
+        the flushed data back; Redis kills that child with SIGUSR1 for the same reason)."""
+        if self.children.kind() != "rdb":
+            return
+        status = self.last_bgsave_ok
+        self.children.kill()
+        self._set_status(status)
+
     # -- cron ----------------------------------------------------------------------------------
 
     def cron(self) -> None:
@@ -142,7 +151,7 @@ class SnapshotSaver:
         if self.scheduled:
             self._try_start()
             return
-        dirty = self.broker.dirty
+        dirty = self.broker.changes_since_save
         if not dirty:
             return
         now = int(time.time())
@@ -164,7 +173,7 @@ class SnapshotSaver:
     def info(self) -> dict[str, Any]:
         in_progress = self.children.kind() == "rdb"
         return {
-            "rdb_changes_since_last_save": self.broker.dirty,
+            "rdb_changes_since_last_save": self.broker.changes_since_save,
             "rdb_bgsave_in_progress": int(in_progress),
             "rdb_last_save_time": self.last_save_time,
             "rdb_last_bgsave_status": "ok" if self.last_bgsave_ok else "err",

@@ -109,10 +109,10 @@ class BusyResponder:
                 self.selector.register(dup, selectors.EVENT_READ, ("listener", None))
         self.original_shutdown = broker.shutdown_requested
 
-        def shutdown(save: bool, now: bool) -> None:
+        def shutdown(save: bool, force: bool) -> None:
             run.killed = True  # SHUTDOWN NOSAVE must stop even a script that wrote
             if self.original_shutdown is not None:
-                self.original_shutdown(save, now)
+                self.original_shutdown(save, force)
 
         broker.shutdown_requested = shutdown
 

@@ -36,8 +36,8 @@ class Server:
         self.ports: list[int] = []
         self.persistence = Persistence(self.broker)
         self.startup_hooks: list[Callable[[Server], None]] = []
-        self.shutdown_hooks: list[Callable[[Server, bool], None]] = [
-            lambda _server, save: self.persistence.prepare_shutdown(save)
+        self.shutdown_hooks: list[Callable[[Server, bool, bool], None]] = [
+            lambda _server, save, force: self.persistence.prepare_shutdown(save, force)
         ]
 
     async def start(self) -> None:
@@ -105,10 +105,13 @@ class Server:
         finally:
             self._schedule_cron()
 
-    def request_shutdown(self, save: bool, now: bool) -> None:
-        """SHUTDOWN and signals: stop accepting, run shutdown hooks (final save), stop the loop."""
+    def request_shutdown(self, save: bool, force: bool = False) -> None:
+        """SHUTDOWN and signals: stop accepting, run shutdown hooks (final save), stop the loop.
+
+        A hook's ``ReplyError`` (a failed save) keeps the server running, unless ``force``.
+        """
         for hook in self.shutdown_hooks:
-            hook(self, save)
+            hook(self, save, force)
         if self._stopped is not None:
             self._stopped.set()
 
@@ -145,7 +148,7 @@ class Server:
 
     def _on_signal(self, sig: int) -> None:
         log.warning("Received %s scheduling shutdown...", signal.Signals(sig).name)
-        self.request_shutdown(save=bool(self.config["save"]), now=False)  # Redis saves only with save points
+        self.request_shutdown(save=bool(self.config["save"]))  # Redis saves only with save points
 
 
 def install_event_loop_policy() -> str:
