@@ -167,6 +167,50 @@ def test_info_fields_shared_with_redis(diff):
     assert missing <= set(ours) and missing <= shared
 
 
+def test_info_stats_has_redis_fields_in_redis_order(diff):
+    ours, theirs = (list(_fields(_text(reply))) for reply in diff.both("INFO", "stats"))
+    assert ours == theirs
+
+
+def test_info_memory_follows_redis_order(diff):
+    """The memory fields we report are Redis's, in its order (allocator internals are not reported)."""
+    ours, theirs = (list(_fields(_text(reply))) for reply in diff.both("INFO", "memory"))
+    assert set(ours) <= set(theirs)
+    assert ours == [name for name in theirs if name in ours]
+    for name in ("used_memory_lua", "number_of_cached_scripts", "number_of_functions", "number_of_libraries",
+                 "used_memory_scripts", "total_system_memory", "used_memory_startup"):
+        assert name in ours
+
+
+def test_keyspace_hits_and_misses_count_as_redis_does(diff):
+    """Lookups by read-only commands count (Redis's lookupKeyRead); writes' lookups do not."""
+    diff.check("CONFIG", "RESETSTAT")
+    for command in (("GET", "a"), ("SET", "a", "1"), ("GET", "a"), ("MGET", "a", "b", "c"), ("INCR", "n"),
+                    ("HGET", "h", "f"), ("HSET", "h", "f", "v"), ("HGET", "h", "f"), ("LRANGE", "l", "0", "-1"),
+                    ("LPUSH", "l", "x"), ("LLEN", "l"), ("SMEMBERS", "s"), ("ZSCORE", "z", "m"),
+                    ("SET", "gone", "1", "PX", "1")):
+        diff.check(*command)
+    time.sleep(0.01)  # let "gone" expire: a read of an expired key is a miss
+    diff.check("GET", "gone")
+    ours, theirs = (_fields(_text(reply)) for reply in diff.both("INFO", "stats"))
+    assert (ours["keyspace_hits"], ours["keyspace_misses"]) == (theirs["keyspace_hits"], theirs["keyspace_misses"])
+    assert ours["keyspace_hits"] != "0" and ours["keyspace_misses"] != "0"
+
+
+def test_network_traffic_is_counted(postroom_server):
+    client = RawClient(postroom_server.port)
+    try:
+        client.call("CONFIG", "RESETSTAT")
+        for _ in range(10):
+            assert client.call("PING") == ("+", b"PONG")
+        stats = _fields(_text(client.call("INFO", "stats")))
+        assert int(stats["total_net_input_bytes"]) >= 10 * len(b"*1\r\n$4\r\nPING\r\n")
+        assert int(stats["total_net_output_bytes"]) >= 10 * len(b"+PONG\r\n")
+        assert int(stats["total_reads_processed"]) >= 11 and int(stats["total_writes_processed"]) >= 11
+    finally:
+        client.close()
+
+
 def test_info_keyspace_is_exact(diff):
     diff.check("INFO", "keyspace")
     diff.check("SET", "a", "1")

@@ -83,6 +83,12 @@ class Broker:
         #: propagate. ``dirty_at_save`` is its value when the last successful snapshot began.
         self.dirty = 0
         self.dirty_at_save = 0
+        #: INFO stats counted where they happen: lookups by read-only commands (Redis's
+        #: ``lookupKeyRead``), and the time active expiry took.
+        self.reading = False
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+        self.expire_cycle_ns = 0
         self.notify_flags = 0
         self.watchers: dict[tuple[int, bytes], set[Client]] = {}
         self.propagation_sinks: list[PropagationSink] = []
@@ -257,6 +263,8 @@ class Broker:
         # propagate(), so it is restored with a plain store rather than read-modify-write twice.
         depth = self._depth
         self._depth = depth + 1
+        reading = self.reading
+        self.reading = cmd.is_readonly
         start = _clock_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
@@ -271,6 +279,7 @@ class Broker:
             self._count_error(reply)
         finally:
             self._depth = depth
+            self.reading = reading
         elapsed = _clock_ns() - start
         cmd.calls += 1
         cmd.usec += elapsed // 1000
@@ -458,10 +467,12 @@ class Broker:
         """Run ``hz`` times a second: active expiry within a time budget (25% of the period, as Redis)."""
         self.now_ms = int(time.time() * 1000)
         hz = max(1, self.config["hz"])
+        started = time.perf_counter_ns()
         budget = time.perf_counter() + 0.25 / hz
         for db in self.dbs:
             if db.expires:
                 db.active_expire(lambda: time.perf_counter() > budget)
+        self.expire_cycle_ns += time.perf_counter_ns() - started
         if self.blocking.ready:
             self.blocking.serve_ready()
         for hook in self.cron_hooks:

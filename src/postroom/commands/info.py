@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import REDIS_VERSION, __version__
 from ..protocol.replies import Verbatim
-from ..stats import iter_commands, rss_bytes, total_commands_processed
+from ..stats import human_bytes, iter_commands, rss_bytes, total_commands_processed
 from .registry import command
+from .scripting import memory_fields
 from .server import persistence_fields
 
 if TYPE_CHECKING:
@@ -29,14 +30,6 @@ if TYPE_CHECKING:
     from ..client import Client
 
 Lines = list[tuple[str, Any]]
-
-
-def human_bytes(n: int) -> str:
-    """Redis's ``bytesToHuman``: ``967.23K``, ``6.66M``, ``0B``."""
-    for unit, scale in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("K", 1024)):
-        if n >= scale:
-            return f"{n / scale:.2f}{unit}"
-    return f"{n}B"
 
 
 def _bound_port(client: Client) -> int:
@@ -103,6 +96,10 @@ def _memory(broker: Broker) -> Lines:
         ("used_memory_peak", peak),
         ("used_memory_peak_human", human_bytes(peak)),
         ("used_memory_peak_perc", f"{100 * rss / peak if peak else 100:.2f}%"),
+        ("used_memory_startup", broker.server_stats.startup_memory),
+        ("total_system_memory", _SYSTEM_MEMORY),
+        ("total_system_memory_human", human_bytes(_SYSTEM_MEMORY)),
+        *memory_fields(broker),
         ("maxmemory", maxmemory),
         ("maxmemory_human", human_bytes(maxmemory)),
         ("maxmemory_policy", broker.config["maxmemory-policy"]),
@@ -110,6 +107,16 @@ def _memory(broker: Broker) -> Lines:
         ("mem_allocator", "pymalloc"),
         ("lazyfree_pending_objects", 0),
     ]
+
+
+def _system_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+_SYSTEM_MEMORY = _system_memory()
 
 
 def _persistence(broker: Broker, client: Client) -> Lines:
@@ -133,32 +140,74 @@ def _persistence(broker: Broker, client: Client) -> Lines:
         "aof_last_write_status": "ok",
     }
     fields.update(persistence_fields(client))
+    for stat in _FORK_STATS:
+        fields.pop(stat, None)  # reported under Stats, where Redis puts them
     return list(fields.items())
 
 
-def _stats(broker: Broker) -> Lines:
+_FORK_STATS = ("latest_fork_usec", "total_forks")
+
+
+def _stats(broker: Broker, client: Client) -> Lines:
+    """Redis 7.0's fields in its order. Replication, eviction, defragmentation, client-side
+    tracking and I/O threads do not exist here, so their counters are truly zero."""
     stats = broker.stats
+    server = broker.server_stats
     pubsub = broker.pubsub
-    lines: Lines = [
+    forks = persistence_fields(client)
+    hits, misses = broker.keyspace_hits, broker.keyspace_misses
+    return [
         ("total_connections_received", stats["total_connections_received"]),
         ("total_commands_processed", total_commands_processed()),
-        ("instantaneous_ops_per_sec", broker.server_stats.instantaneous_ops_per_sec),
+        ("instantaneous_ops_per_sec", server.instantaneous_ops_per_sec),
+        ("total_net_input_bytes", server.net_input_bytes),
+        ("total_net_output_bytes", server.net_output_bytes),
+        ("total_net_repl_input_bytes", 0),
+        ("total_net_repl_output_bytes", 0),
+        ("instantaneous_input_kbps", f"{server.instantaneous_input_kbps:.2f}"),
+        ("instantaneous_output_kbps", f"{server.instantaneous_output_kbps:.2f}"),
+        ("instantaneous_input_repl_kbps", "0.00"),
+        ("instantaneous_output_repl_kbps", "0.00"),
+        ("rejected_connections", server.rejected_connections),
+        ("sync_full", 0),
+        ("sync_partial_ok", 0),
+        ("sync_partial_err", 0),
         ("expired_keys", stats["expired_keys"]),
+        ("expired_stale_perc", "0.00"),
+        ("expired_time_cap_reached_count", 0),
+        ("expire_cycle_cpu_milliseconds", broker.expire_cycle_ns // 1_000_000),
+        ("evicted_keys", 0),
+        ("evicted_clients", 0),
+        ("total_eviction_exceeded_time", 0),
+        ("current_eviction_exceeded_time", 0),
+        ("keyspace_hits", hits),
+        ("keyspace_misses", misses),
         ("pubsub_channels", len(pubsub.channels)),
         ("pubsub_patterns", len(pubsub.patterns)),
         ("pubsubshard_channels", len(pubsub.shard_channels)),
-        ("total_forks", 0),
+        ("latest_fork_usec", forks.get("latest_fork_usec", 0)),
+        ("total_forks", forks.get("total_forks", 0)),
+        ("migrate_cached_sockets", 0),
+        ("slave_expires_tracked_keys", 0),
+        ("active_defrag_hits", 0),
+        ("active_defrag_misses", 0),
+        ("active_defrag_key_hits", 0),
+        ("active_defrag_key_misses", 0),
+        ("total_active_defrag_time", 0),
+        ("current_active_defrag_time", 0),
+        ("tracking_total_keys", 0),
+        ("tracking_total_items", 0),
+        ("tracking_total_prefixes", 0),
+        ("unexpected_error_replies", 0),
         ("total_error_replies", stats["total_error_replies"]),
+        ("dump_payload_sanitizations", 0),
+        ("total_reads_processed", server.reads_processed),
+        ("total_writes_processed", server.writes_processed),
+        ("io_threaded_reads_processed", 0),
+        ("io_threaded_writes_processed", 0),
+        ("reply_buffer_shrinks", 0),
+        ("reply_buffer_expands", 0),
     ]
-    # Counters some layers keep (network, eviction, hits): shown only once something counts them.
-    lines.extend((name, stats[name]) for name in OPTIONAL_STATS if name in stats)
-    return lines
-
-
-OPTIONAL_STATS = (
-    "total_net_input_bytes", "total_net_output_bytes", "rejected_connections", "evicted_keys",
-    "keyspace_hits", "keyspace_misses", "total_reads_processed", "total_writes_processed",
-)
 
 
 def _replication(broker: Broker) -> Lines:
@@ -242,7 +291,7 @@ SECTIONS: dict[str, tuple[str, SectionBuilder]] = {
     "clients": ("Clients", lambda b, c: _clients(b)),
     "memory": ("Memory", lambda b, c: _memory(b)),
     "persistence": ("Persistence", _persistence),
-    "stats": ("Stats", lambda b, c: _stats(b)),
+    "stats": ("Stats", _stats),
     "replication": ("Replication", lambda b, c: _replication(b)),
     "cpu": ("CPU", lambda b, c: _cpu(b)),
     "modules": ("Modules", lambda b, c: []),

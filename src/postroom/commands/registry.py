@@ -71,6 +71,7 @@ class Command:
     min_args: int = 0  # arity as a range, so the dispatcher checks it with one comparison
     max_args: int = 0
     is_write: bool = False
+    is_readonly: bool = False  # its key lookups count as keyspace hits and misses (INFO stats)
     is_blocking: bool = False
     is_fast: bool = False
     no_auth: bool = False
@@ -165,6 +166,7 @@ def _make(
         min_args=abs(arity),
         max_args=arity if arity > 0 else 2**31,
         is_write="write" in flag_set,
+        is_readonly="readonly" in flag_set,
         is_blocking="blocking" in flag_set,
         is_fast="fast" in flag_set,
         no_auth="no_auth" in flag_set,

@@ -61,15 +61,22 @@ class Database:
     def get(self, key: bytes) -> Any:
         """The live value at ``key`` or ``None``; deletes the key first if it has expired."""
         value = self.data.get(key)
+        broker = self.broker
         if value is not None:
-            now = self.broker.now_ms
+            now = broker.now_ms
             expires = self.expires
             if expires:  # most databases hold few or no TTLs: skip the second hash lookup then
                 deadline = expires.get(key)
                 if deadline is not None and deadline <= now:
                     self._expire_key(key)
+                    if broker.reading:
+                        broker.keyspace_misses += 1
                     return None
             self.access[key] = now
+            if broker.reading:
+                broker.keyspace_hits += 1
+        elif broker.reading:
+            broker.keyspace_misses += 1
         return value
 
     def peek(self, key: bytes) -> Any:
@@ -83,18 +90,25 @@ class Database:
     def get_typed(self, key: bytes, cls: type) -> Any:
         """Like :meth:`get`, but a value of another type is a WRONGTYPE error."""
         value = self.data.get(key)
+        broker = self.broker
         if value is None:
+            if broker.reading:
+                broker.keyspace_misses += 1
             return None
-        now = self.broker.now_ms
+        now = broker.now_ms
         expires = self.expires
         if expires:  # as in get(): no second hash lookup when the database has no TTLs
             deadline = expires.get(key)
             if deadline is not None and deadline <= now:
                 self._expire_key(key)
+                if broker.reading:
+                    broker.keyspace_misses += 1
                 return None
         if type(value) is not cls:
             raise WRONGTYPE
         self.access[key] = now
+        if broker.reading:
+            broker.keyspace_hits += 1
         return value
 
     def exists(self, key: bytes) -> bool:

@@ -288,7 +288,8 @@ class Persistence:
                 "aof_fsync_policy": aof.fsync_policy,
             })
         fields["aof_loaded_commands"] = self.loaded_commands
-        fields["latest_fork_usec"] = self.children.last_fork_usec
+        fields["latest_fork_usec"] = self.children.last_fork_usec  # INFO shows these two under Stats
+        fields["total_forks"] = self.children.total_forks
         return fields
 
     def flush_and_sync(self) -> bool:

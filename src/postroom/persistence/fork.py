@@ -50,6 +50,7 @@ class ChildProcesses:
     def __init__(self) -> None:
         self.child: Child | None = None
         self.last_fork_usec = 0  # Redis's latest_fork_usec: the parent's pause to fork
+        self.total_forks = 0
 
     @property
     def active(self) -> bool:
@@ -76,6 +77,7 @@ class ChildProcesses:
         if pid == 0:
             _run_child(work, parent)
         self.last_fork_usec = int((time.perf_counter() - started) * 1e6)
+        self.total_forks += 1
         self.child = Child(kind, pid, on_exit)
         log.info("Background %s started by pid %d (fork: %d us)", "saving" if kind == "rdb" else "AOF rewrite", pid,
                  self.last_fork_usec)

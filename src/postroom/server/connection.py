@@ -55,6 +55,7 @@ class Connection(asyncio.Protocol):
         kind = "unix" if isinstance(peer, str) or peer is None or peer == "" else "tcp"
         broker = self.broker
         if len(broker.clients) >= broker.config["maxclients"]:
+            broker.server_stats.rejected_connections += 1
             transport.write(b"-ERR max number of clients reached\r\n")
             transport.close()
             self._closing = True
@@ -77,6 +78,9 @@ class Connection(asyncio.Protocol):
             return
         reader = self.reader
         assert reader is not None
+        stats = self.broker.server_stats
+        stats.net_input_bytes += len(data)
+        stats.reads_processed += 1
         try:
             reader.feed(data)
         except QueryBufferLimit:
@@ -172,6 +176,9 @@ class Connection(asyncio.Protocol):
         client = self.client
         assert transport is not None and client is not None
         transport.write(data)
+        stats = self.broker.server_stats
+        stats.net_output_bytes += len(data)
+        stats.writes_processed += 1
         pending = transport.get_write_buffer_size()
         if (pending or client.obuf_soft_since) and over_limit(client, pending):
             self._abort()
