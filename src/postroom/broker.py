@@ -263,7 +263,7 @@ class Broker:
         # propagate(), so it is restored with a plain store rather than read-modify-write twice.
         depth = self._depth
         self._depth = depth + 1
-        reading = self.reading
+        # Not restored afterwards: every lookup happens inside some call, which sets its own.
         self.reading = cmd.is_readonly
         start = _clock_ns()
         try:
@@ -279,7 +279,6 @@ class Broker:
             self._count_error(reply)
         finally:
             self._depth = depth
-            self.reading = reading
         elapsed = _clock_ns() - start
         cmd.calls += 1
         cmd.usec += elapsed // 1000
