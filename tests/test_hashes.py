@@ -385,33 +385,20 @@ def test_replies_inside_multi_are_snapshots(diff):
                     ("EXEC",)])
 
 
-def test_renamed_hash_fields_still_expire_actively(postroom_server):
-    client = RawClient(postroom_server.port)
-    try:
-        client.call("FLUSHALL")
-        client.call("HSET", "old", "a", "1", "b", "2")
-        client.call("HPEXPIRE", "old", "40", "FIELDS", "1", "a")
-        assert client.call("RENAME", "old", "new") == ("+", b"OK")
-        broker = postroom_server.broker
-        wait_until(lambda: not postroom_server.call_in_loop(lambda: b"a" in broker.dbs[0].data[b"new"]), 5,
-                   "the field never expired at its new key")
-        assert client.call("HGETALL", "new")[1] == [("$", b"b"), ("$", b"2")]
-    finally:
-        client.close()
-
-
-def test_swapped_hash_fields_still_expire_actively(postroom_server):
-    """SWAPDB moves a hash with volatile fields to the other database; the cron follows it there."""
+@pytest.mark.parametrize("move, db, key", [(("RENAME", "h", "moved"), 0, b"moved"), (("SWAPDB", "0", "1"), 1, b"h")],
+                         ids=["rename", "swapdb"])
+def test_moved_hash_fields_still_expire_actively(postroom_server, move, db, key):
+    """RENAME (or SWAPDB) puts a hash with volatile fields elsewhere; the cron follows it there."""
     client = RawClient(postroom_server.port)
     try:
         client.call("FLUSHALL")
         client.call("HSET", "h", "a", "1", "b", "2")
         client.call("HPEXPIRE", "h", "40", "FIELDS", "1", "a")
-        assert client.call("SWAPDB", "0", "1") == ("+", b"OK")
+        assert client.call(*move) == ("+", b"OK")
         broker = postroom_server.broker
-        wait_until(lambda: not postroom_server.call_in_loop(lambda: b"a" in broker.dbs[1].data[b"h"]), 5,
-                   "the field never expired in the database it was swapped to")
-        client.call("SELECT", "1")
-        assert client.call("HGETALL", "h")[1] == [("$", b"b"), ("$", b"2")]
+        wait_until(lambda: not postroom_server.call_in_loop(lambda: b"a" in broker.dbs[db].data[key]), 5,
+                   f"the field never expired after {move[0]}")
+        client.call("SELECT", str(db))
+        assert client.call("HGETALL", key.decode())[1] == [("$", b"b"), ("$", b"2")]
     finally:
         client.close()
