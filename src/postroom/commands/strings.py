@@ -276,20 +276,24 @@ def _incr(client: Client, key: bytes, delta: int) -> int:
     old = db.get(key)
     if old is None:
         result = delta
+        db.add(key, b"%d" % result)
     elif type(old) is bytes:
-        # string2ll's strict form is exactly "prints back the same" (no '+', spaces, '_' or leading zeros).
-        try:
-            current = int(old)
-        except ValueError:
-            raise NOT_INTEGER
-        if b"%d" % current != old or not LLONG_MIN <= current <= LLONG_MAX:
-            raise NOT_INTEGER
+        if old.isdigit() and len(old) < 19 and (old[0] != 0x30 or len(old) == 1):
+            current = int(old)  # the usual counter: plain digits, no leading zero, far inside 64 bits
+        else:
+            # string2ll's strict form is exactly "prints back the same" (no '+', spaces, '_' or leading zeros).
+            try:
+                current = int(old)
+            except ValueError:
+                raise NOT_INTEGER
+            if b"%d" % current != old or not LLONG_MIN <= current <= LLONG_MAX:
+                raise NOT_INTEGER
         result = current + delta
         if not LLONG_MIN <= result <= LLONG_MAX:
             raise OVERFLOW
+        db.replace(key, b"%d" % result)
     else:
         raise WRONGTYPE
-    db.set(key, b"%d" % result, keep_ttl=True)
     client.touch(key)
     client.notify(ev.STRING, b"incrby", key)
     return result

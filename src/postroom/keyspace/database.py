@@ -154,6 +154,11 @@ class Database:
         elif broker.blocking.waiting:
             broker.signal_ready(self, key)  # a stream replaced by another type wakes XREADGROUP
 
+    def replace(self, key: bytes, value: Any) -> None:
+        """Store ``value`` at a live key that :meth:`get` just returned, keeping its TTL (INCR): it
+        exists, has not expired and was just marked accessed, so nothing else changes."""
+        self.data[key] = value
+
     def add(self, key: bytes, value: Any) -> None:
         """Store ``value`` at a key known not to exist (after :meth:`get` returned ``None``)."""
         self.data[key] = value
