@@ -4,6 +4,7 @@ Also measures the transports considered for embedded mode (the in-process connec
 a loopback socket into the broker's loop thread), which is how the in-process one was chosen.
 
     python bench/embedded_bench.py [--rounds 5] [--ops 3000]
+    python bench/embedded_bench.py --floor     # PUBLISH through a transport that does nothing
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import json
 import time
 from collections.abc import Callable
 
+import hiredis
 import redis
 
+from postroom import embedded
 from postroom.embedded import Embedded
 
 Workload = Callable[[redis.Redis, int], int]
@@ -84,17 +87,67 @@ def best_rate(client: redis.Redis, workload: Workload, ops: int, rounds: int) ->
     return best
 
 
+class _CannedPublish:
+    """A PUBLISH transport that does no work: ``:1`` to the publisher, the message straight into
+    each subscriber's buffer. With it, the PUBLISH workload measures redis-py's own cost alone:
+    the most any broker behind the embedded transport could reach (``--floor``)."""
+
+    def __init__(self, broker: Embedded) -> None:
+        self.broker = broker
+        self.real = embedded._SyncChannel.sendall
+
+    def __enter__(self) -> None:
+        canned = self
+
+        def sendall(channel: embedded._SyncChannel, data: bytes) -> None:
+            request = hiredis.Reader()
+            request.feed(bytes(data))
+            argv = request.gets()
+            if not argv or argv[0].upper() != b"PUBLISH":
+                canned.real(channel, data)
+                return
+            for other in list(canned.broker._channels):
+                if other.client.channels:
+                    head = b">3" if other.client.resp == 3 else b"*3"
+                    other._buffer += b"%s\r\n$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                        head, len(argv[1]), argv[1], len(argv[2]), argv[2])
+            channel._buffer += b":1\r\n"
+
+        embedded._SyncChannel.sendall = sendall  # type: ignore[method-assign]
+
+    def __exit__(self, *exc: object) -> None:
+        embedded._SyncChannel.sendall = self.real  # type: ignore[method-assign]
+
+
+def floor(args: argparse.Namespace, fake: redis.Redis) -> None:
+    """PUBLISH to a subscriber through a transport that does nothing, against fakeredis."""
+    with Embedded() as broker:
+        ours = broker.client()
+        rates = {"canned": 0.0, "fakeredis": 0.0}
+        for _ in range(args.rounds):
+            with _CannedPublish(broker):
+                rates["canned"] = max(rates["canned"], best_rate(ours, publish, args.ops, 1))
+            rates["fakeredis"] = max(rates["fakeredis"], best_rate(fake, publish, args.ops, 1))
+    print(f"PUBLISH to a subscriber through a transport that does nothing: {rates['canned']:.0f}/s, "
+          f"fakeredis {rates['fakeredis']:.0f}/s: the most any broker could reach is "
+          f"{rates['canned'] / rates['fakeredis']:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--json", help="write results here")
+    parser.add_argument("--floor", action="store_true", help="only measure the PUBLISH floor (see _CannedPublish)")
     args = parser.parse_args()
     try:
         import fakeredis
     except ImportError:
         print("fakeredis is not installed: pip install fakeredis")
         return 2
+    if args.floor:
+        floor(args, fakeredis.FakeRedis())
+        return 0
     rows = []
     with Embedded() as broker:
         ours = broker.client()
