@@ -225,6 +225,47 @@ def test_failed_fsync_under_always_is_retried_without_writing_twice(monkeypatch)
         server.stop()
 
 
+@pytest.mark.parametrize("can_cut_back", [True, False], ids=["cut-back", "rest-later"])
+def test_short_write_leaves_each_command_once(monkeypatch, can_cut_back):
+    """A full disk stops a write halfway. Whether the partial data can be cut off again (Redis's
+    ftruncate) or not (the rest is written on retry), the AOF ends with each command once."""
+    server = PostroomThread(appendonly="yes", appendfsync="everysec")
+    try:
+        redis.Redis(port=server.port, socket_timeout=5).set("before", "1")
+        real_write = os.write
+        writes = []
+
+        def short_then_full(fd: int, data) -> int:
+            if threading.current_thread().name != "postroom-embedded":
+                return real_write(fd, data)
+            writes.append(len(data))
+            if len(writes) == 1:
+                return real_write(fd, bytes(data[: len(data) // 2]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "write", short_then_full)
+        if not can_cut_back:
+            def refuse(fd: int, length: int) -> None:
+                raise OSError(errno.EIO, "Input/output error")
+
+            monkeypatch.setattr(os, "ftruncate", refuse)
+        raw = RawClient(server.port)
+        raw.send("SET", "during", "x" * 100)
+        assert raw.read_closed()  # the write failed: not acknowledged
+        monkeypatch.undo()
+        assert len(writes) == 2  # half written, then the disk is full
+        server.call_in_loop(server.server.persistence.commit)  # the disk is back (the cron retries too)
+        assert redis.Redis(port=server.port, socket_timeout=5).set("after", "1")
+        server.call_in_loop(lambda: server.server.persistence.commit(force=True))
+        path = incr_file(Path(server.tmp))
+        assert path.read_bytes().count(b"x" * 100) == 1
+        result = subprocess.run([sys.executable, "-m", "postroom", "check-aof", str(path)],
+                                capture_output=True, text=True)
+        assert result.returncode == 0 and "OK" in result.stdout, result.stdout + result.stderr
+    finally:
+        server.stop()
+
+
 class _Writers:
     """Four clients writing INCR + RPUSH + XADD until the server dies, recording what was acked."""
 

@@ -144,6 +144,7 @@ class AppendOnlyFile:
         self._buffered = 0
         self._selected = -1  # db the file's last SELECT chose; -1 forces one at the start
         self._handle: int | None = None
+        self._file_size = 0  # bytes in the file being appended to: where a failed write is cut back to
         self.current_size = 0
         self.base_size = 0
         self.last_write_ok = True
@@ -169,6 +170,7 @@ class AppendOnlyFile:
             self.manifest.next_increment()
         path = self.directory / self.manifest.increments[-1].name
         self._handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._file_size = os.fstat(self._handle).st_size
         if created:
             self.manifest.save()  # after the file exists: the manifest never names a missing file
         self.current_size = sum(p.stat().st_size for p in self.manifest.files() if p.exists())
@@ -208,6 +210,7 @@ class AppendOnlyFile:
         self.manifest.save()  # after the file exists: the manifest never names a missing file
         with self._sync_lock:
             old, self._handle = self._handle, handle
+            self._file_size = 0
             if old is not None:
                 os.fsync(old)
                 os.close(old)
@@ -275,14 +278,17 @@ class AppendOnlyFile:
                         "waiting for fsync to complete, this may slow down the server.")
         self._postponed_since = 0.0
         data = self._buffer[0] if len(self._buffer) == 1 else b"".join(self._buffer)
+        written = 0
         try:
-            written = 0
             view = memoryview(data)
             while written < len(data):
                 written += os.write(self._handle, view[written:])
         except OSError as exc:
+            if written:
+                self._take_back(data, written)
             self.fail(exc)
             return False
+        self._file_size += len(data)
         self._written_seq += 1
         self._buffer.clear()
         self._buffered = 0
@@ -290,6 +296,21 @@ class AppendOnlyFile:
         if self.fsync_policy != "always":
             self.recovered()  # under always only a finished fsync clears a failure
         return True
+
+    def _take_back(self, data: bytes, written: int) -> None:
+        """A write stopped after ``written`` bytes (a full disk): cut the file back to before it, as
+        Redis does, so that the retry writes the buffer once. If the file cannot be cut, keep only
+        the unwritten rest in the buffer: the retry then completes the command on disk."""
+        assert self._handle is not None
+        try:
+            os.ftruncate(self._handle, self._file_size)
+            log.warning("Short write to the AOF (%d of %d bytes): the partial data was removed", written, len(data))
+        except OSError as exc:
+            log.warning("Short write to the AOF and it could not be cut back (%s): the rest follows later", exc)
+            self._buffer[:] = [data[written:]]
+            self._buffered = len(data) - written
+            self._file_size += written
+            self.current_size += written
 
     def recovered(self) -> None:
         """A write (or, under ``always``, an fsync) succeeded: clear a recorded failure."""
