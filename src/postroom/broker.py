@@ -39,6 +39,7 @@ from .protocol.replies import QUEUED, ReplyError
 from .slowlog import NEVER as SLOW_NEVER
 from .slowlog import SlowOps
 from .stats import ServerStats
+from .tracking import Tracking
 
 #: Commands a RESP2 client with subscriptions may still run.
 PUBSUB_CONTEXT_ALLOWED = frozenset(
@@ -89,6 +90,10 @@ class Broker:
         self.keyspace_hits = 0
         self.keyspace_misses = 0
         self.expire_cycle_ns = 0
+        #: CLIENT TRACKING (see postroom/tracking.py); ``writer`` is the client whose command runs,
+        #: kept only while some client tracks (NOLOOP needs it).
+        self.tracking = Tracking(self)
+        self.writer: Client | None = None
         self.notify_flags = 0
         self.watchers: dict[tuple[int, bytes], set[Client]] = {}
         self.propagation_sinks: list[PropagationSink] = []
@@ -138,6 +143,7 @@ class Broker:
         self.blocking.drop(client)
         self.pubsub.drop(client)
         self.unwatch_all(client)
+        self.tracking.forget(client)
         self.clients.pop(client.id, None)
 
     def resume(self, client: Client) -> None:
@@ -265,6 +271,9 @@ class Broker:
         self._depth = depth + 1
         # Not restored afterwards: every lookup happens inside some call, which sets its own.
         self.reading = cmd.is_readonly
+        tracking = self.tracking.clients
+        if tracking:
+            self.writer = client
         start = _clock_ns()
         try:
             reply = cmd.handler(client, argv)  # type: ignore[misc]
@@ -280,6 +289,11 @@ class Broker:
         finally:
             self._depth = depth
         elapsed = _clock_ns() - start
+        if tracking and client.tracking is not None:
+            if cmd.is_readonly and reply.__class__ is not ReplyError:
+                self.tracking.read(client, cmd, argv)
+            elif cmd.name != "client|caching":
+                client.tracking.caching = None  # CLIENT CACHING covers the next command only
         cmd.calls += 1
         cmd.usec += elapsed // 1000
         client.last_command = cmd.name
@@ -398,6 +412,8 @@ class Broker:
             if watchers:
                 for client in watchers:
                     client.watch_dirty = True
+        if self.tracking.clients:
+            self.tracking.changed(key, self.writer)
 
     def signal_ready(self, db: Database, key: bytes) -> None:
         """A key may now serve blocked clients (list/zset push, stream append, deletion)."""
@@ -418,11 +434,15 @@ class Broker:
 
     def key_expired(self, db: Database, key: bytes, value: Any) -> None:
         self.stats["expired_keys"] += 1
+        writer, self.writer = self.writer, None  # an expiry is nobody's write (NOLOOP does not hide it)
         self.signal_modified(db, key)
+        self.writer = writer
         self.notify(notifications.EXPIRED, b"expired", key, db.index)
         self.propagate(db.index, [b"DEL", key])
 
     def database_cleared(self, db: Database, old: dict[bytes, Any]) -> None:
+        if self.tracking.clients:
+            self.tracking.flushed()
         if self.watchers:
             for index, key in list(self.watchers):
                 if index == db.index and key in old:

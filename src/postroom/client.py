@@ -33,7 +33,7 @@ class Client:
         "multi", "multi_error", "watched", "watch_dirty", "channels", "patterns", "shard_channels",
         "waiter", "created_ms", "last_active_ms", "last_command", "reply_mode", "close_after_reply",
         "no_evict", "no_touch", "propagation", "closed", "in_exec", "monitor", "pending_input",
-        "obuf_soft_since", "write_buffer_size", "__weakref__",
+        "obuf_soft_since", "write_buffer_size", "tracking", "__weakref__",
     )
 
     def __init__(self, broker: Broker, kind: str = "tcp", addr: str = "", laddr: str = "", fd: int = -1) -> None:
@@ -60,6 +60,7 @@ class Client:
         self.watch_dirty = False
         # Subscriptions, as insertion-ordered sets: (P|S)UNSUBSCRIBE without arguments walks them in order.
         self.channels: dict[bytes, None] = {}
+        self.tracking: Any = None  # CLIENT TRACKING ON: a postroom.tracking.TrackingState
         self.patterns: dict[bytes, None] = {}
         self.shard_channels: dict[bytes, None] = {}
         self.waiter: Waiter | None = None

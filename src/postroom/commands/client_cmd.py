@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..blocking import UNBLOCKED_ERROR, Block, Waiter
 from ..monitor import peer_id
-from ..protocol.replies import OK, ReplyError, Verbatim
+from ..protocol.replies import OK, OrderedSet, ReplyError, Verbatim
+from ..tracking import TrackingState
 from .args import SYNTAX_ERROR, parse_int, parse_int_at_least
 from .connection import validate_client_name
 from .registry import command, container, lookup
@@ -471,3 +472,128 @@ def client_help(client: Client, argv: list[bytes]) -> list[str]:
         "NO-TOUCH (ON|OFF)",
         "    Will not touch LRU/LFU stats when this mode is on.",
     ])
+
+
+# -- TRACKING (client-side caching, postroom/tracking.py) -------------------------------------------
+
+
+@command("client|tracking", arity=-3, flags="noscript loading stale", group="connection",
+         summary="Controls server-assisted client-side caching for the connection.", since="6.0.0")
+def client_tracking(client: Client, argv: list[bytes]) -> str:
+    """CLIENT TRACKING <ON | OFF> [REDIRECT client-id] [PREFIX prefix [PREFIX prefix ...]] [BCAST] [OPTIN] [OPTOUT]
+    [NOLOOP]"""
+    switch = argv[2].lower()
+    if switch not in (b"on", b"off"):
+        raise SYNTAX_ERROR
+    state = TrackingState()
+    i = 3
+    while i < len(argv):
+        option = argv[i].lower()
+        more = i + 1 < len(argv)
+        if option == b"redirect" and more:
+            i += 1
+            state.redirect = parse_int(argv[i])
+            if state.redirect not in client.broker.clients:
+                raise ReplyError("ERR The client ID you want redirect to does not exist")
+        elif option == b"bcast":
+            state.bcast = True
+        elif option == b"optin":
+            state.optin = True
+        elif option == b"optout":
+            state.optout = True
+        elif option == b"noloop":
+            state.noloop = True
+        elif option == b"prefix" and more:
+            i += 1
+            state.prefixes.append(argv[i])
+        else:
+            raise SYNTAX_ERROR
+        i += 1
+    tracking = client.broker.tracking
+    if switch == b"off":
+        tracking.disable(client)
+        return OK
+    _check_tracking_options(client.tracking, state)
+    if client.tracking is not None and state.bcast:
+        state.prefixes[:0] = client.tracking.prefixes  # re-enabling BCAST adds prefixes, as in Redis
+    tracking.enable(client, state)
+    return OK
+
+
+def _check_tracking_options(current: TrackingState | None, state: TrackingState) -> None:
+    """Redis's checks, in its order, with its error texts."""
+    if state.bcast is False and state.prefixes:
+        raise ReplyError("ERR PREFIX option requires BCAST mode to be enabled")
+    if current is not None and current.bcast != state.bcast:
+        raise ReplyError("ERR You can't switch BCAST mode on/off before disabling tracking for this client, "
+                         "and then re-enabling it with a different mode.")
+    if state.optin and state.optout:
+        raise ReplyError("ERR You can't specify both OPTIN mode and OPTOUT mode")
+    if (state.optin or state.optout) and state.bcast:
+        raise ReplyError("ERR OPTIN and OPTOUT are not compatible with BCAST")
+    if current is not None and (current.optin != state.optin or current.optout != state.optout):
+        raise ReplyError("ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, "
+                         "and then re-enabling it with a different mode.")
+    existing = current.prefixes if current is not None else []
+    for i, prefix in enumerate(state.prefixes):
+        for other in existing:
+            if prefix.startswith(other) or other.startswith(prefix):
+                raise ReplyError(f"ERR Prefix '{_text(prefix)}' overlaps with an existing prefix "
+                                 f"'{_text(other)}'. Prefixes for a single client must not overlap.")
+        for other in state.prefixes[i + 1:]:
+            if prefix.startswith(other) or other.startswith(prefix):
+                raise ReplyError(f"ERR Prefix '{_text(prefix)}' overlaps with another provided prefix "
+                                 f"'{_text(other)}'. Prefixes for a single client must not overlap.")
+
+
+def _text(arg: bytes) -> str:
+    return arg.decode("utf-8", "replace")
+
+
+@command("client|caching", arity=3, flags="noscript loading stale", group="connection",
+         summary="Instructs the server whether to track the keys in the next request.", since="6.0.0")
+def client_caching(client: Client, argv: list[bytes]) -> str:
+    """CLIENT CACHING <YES | NO>"""
+    state = client.tracking
+    if state is None or not (state.optin or state.optout):
+        raise ReplyError("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN "
+                         "or OPTOUT mode enabled")
+    answer = argv[2].lower()
+    if answer == b"yes":
+        if not state.optin:
+            raise ReplyError("ERR CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.")
+        state.caching = True
+    elif answer == b"no":
+        if not state.optout:
+            raise ReplyError("ERR CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.")
+        state.caching = False
+    else:
+        raise SYNTAX_ERROR
+    return OK
+
+
+@command("client|getredir", arity=2, flags="noscript loading stale", group="connection",
+         summary="Returns the client ID to which the connection's tracking notifications are redirected.",
+         since="6.0.0")
+def client_getredir(client: Client, argv: list[bytes]) -> int:
+    """CLIENT GETREDIR"""
+    return -1 if client.tracking is None else client.tracking.redirect
+
+
+@command("client|trackinginfo", arity=2, flags="noscript loading stale", group="connection",
+         summary="Returns information about server-assisted client-side caching for the connection.",
+         since="6.2.0")
+def client_trackinginfo(client: Client, argv: list[bytes]) -> dict[bytes, Any]:
+    """CLIENT TRACKINGINFO"""
+    state = client.tracking
+    if state is None:
+        return {b"flags": OrderedSet([b"off"]), b"redirect": -1, b"prefixes": []}
+    flags = [b"on"]
+    for name, enabled in ((b"bcast", state.bcast), (b"optin", state.optin), (b"optout", state.optout),
+                          (b"caching-yes", state.caching is True), (b"caching-no", state.caching is False),
+                          (b"noloop", state.noloop)):
+        if enabled:
+            flags.append(name)
+    if state.redirect and state.redirect not in client.broker.clients:
+        flags.append(b"broken_redirect")
+    return {b"flags": OrderedSet(flags), b"redirect": state.redirect, b"prefixes": list(state.prefixes)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..glob import glob_match
-from ..protocol.replies import ReplyError
+from ..protocol.replies import OrderedSet, ReplyError
 from ..stats import iter_commands
 from .args import SYNTAX_ERROR
 from .registry import COMMANDS, FLAG_ORDER, Command, command
@@ -69,26 +69,6 @@ def key_specs(record: Command) -> list[dict[bytes, Any]]:
             b"find_keys": {b"type": b"unknown", b"spec": {}},
         })
     return specs
-
-
-class OrderedSet(set):
-    """A RESP3 set reply whose elements keep the order given (and may be unhashable, like maps).
-
-    The encoders look reply types up through the MRO, so this encodes as a set (``~``) in RESP3
-    and an array in RESP2, iterating :attr:`items` in order.
-    """
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: list[Any]) -> None:
-        super().__init__()
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Any:
-        return iter(self.items)
 
 
 def command_info(record: Command) -> list[Any]:

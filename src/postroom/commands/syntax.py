@@ -175,6 +175,14 @@ def _repeats(group: Arg, before: list[Arg]) -> bool:
     if repeated == _strip(before[-1]):
         _flag(before[-1], b"multiple")
         return True
+    token = repeated.get(b"token")
+    if token is not None and len(before) >= 2 and before[-2] == {b"name": token.lower(), b"type": b"pure-token",
+                                                                  b"token": token}:
+        value = {k: v for k, v in repeated.items() if k != b"token"}
+        if _strip(before[-1]) == value:  # "TOKEN x [TOKEN x ...]": the token repeats with each value
+            del before[-2:]
+            before.append({**repeated, b"flags": [b"multiple", b"multiple_token"]})
+            return True
     inner = repeated.get(b"arguments")
     if repeated.get(b"type") == b"block" and b"token" not in repeated and inner and len(before) >= len(inner):
         tail = before[-len(inner):]

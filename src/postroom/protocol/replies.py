@@ -28,6 +28,8 @@ The types below exist only where Python has no natural value for a RESP type.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ReplyError(Exception):
     """An error reply. Raised by handlers to abort a command, or returned inside arrays (EXEC).
@@ -89,6 +91,26 @@ class BigNumber(int):
     """A RESP3 big number (``(``); a bulk string in RESP2."""
 
     __slots__ = ()
+
+
+class OrderedSet(set):
+    """A RESP3 set reply whose elements keep the order given (and may be unhashable, like maps).
+
+    The encoders look reply types up through the MRO, so this encodes as a set (``~``) in RESP3
+    and an array in RESP2, iterating :attr:`items` in order.
+    """
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: list[Any]) -> None:
+        super().__init__()
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Any:
+        return iter(self.items)
 
 
 class Push(list):
