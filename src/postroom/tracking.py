@@ -48,20 +48,23 @@ class TrackingState:
 class Tracking:
     """The broker's tracking table and the clients that track."""
 
-    __slots__ = ("broker", "table", "clients")
+    __slots__ = ("broker", "table", "clients", "broadcast")
 
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.table: dict[bytes, set[int]] = {}  # default mode: key -> ids of clients that read it
         self.clients: dict[int, Client] = {}  # every client with tracking on
+        self.broadcast: dict[int, Client] = {}  # those in BCAST mode: a write looks only at these
 
     def enable(self, client: Client, state: TrackingState) -> None:
         client.tracking = state
         self.clients[client.id] = client
+        if state.bcast:
+            self.broadcast[client.id] = client
 
     def disable(self, client: Client) -> None:
         client.tracking = None
-        self.clients.pop(client.id, None)  # its ids left in the table are skipped when met
+        self.forget(client)  # its ids left in the table are skipped when met
 
     def read(self, client: Client, cmd: Command, argv: list[bytes]) -> None:
         """After a read-only command of a tracking client: remember its keys (default mode)."""
@@ -83,11 +86,9 @@ class Tracking:
                 client = clients.get(client_id)
                 if client is not None and not client.tracking.bcast:  # type: ignore[union-attr]
                     self._send(client, key, writer)
-        for client in list(clients.values()):
-            state = client.tracking
-            if state is not None and state.bcast and (
-                not state.prefixes or any(key.startswith(prefix) for prefix in state.prefixes)
-            ):
+        for client in list(self.broadcast.values()):
+            prefixes = client.tracking.prefixes  # type: ignore[union-attr]
+            if not prefixes or any(key.startswith(prefix) for prefix in prefixes):
                 self._send(client, key, writer)
 
     def flushed(self) -> None:
@@ -114,8 +115,9 @@ class Tracking:
             target.send_raw(b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n" + keys)
 
     def forget(self, client: Client) -> None:
-        """The client disconnected."""
+        """The client turned tracking off or disconnected."""
         self.clients.pop(client.id, None)
+        self.broadcast.pop(client.id, None)
 
 
 __all__ = ["INVALIDATE_CHANNEL", "Tracking", "TrackingState"]
