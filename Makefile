@@ -6,6 +6,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The task-queue peers (RQ, arq, SAQ, Dramatiq, Celery) for `make bench`, in an environment of
+# their own: arq needs a redis-py older than the one the tests use.
+PEERS       := .venv-bench-tasks
+PEERS_STAMP := $(PEERS)/.installed-stamp
 ARGS   ?=
 
 .PHONY: serve test test-fast lint bench oracle clean
@@ -35,9 +39,15 @@ test: $(STAMP) oracle lint
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
 
-bench: $(STAMP) oracle
+$(PEERS_STAMP): bench/requirements-tasks.txt pyproject.toml
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q -r bench/requirements-tasks.txt -e .
+	touch $(PEERS_STAMP)
+
+bench: $(STAMP) $(PEERS_STAMP) oracle
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python -m bench $(ARGS)
+	BENCH_TASKS_PYTHON=$(abspath $(PEERS))/bin/python $(BIN)/python -m bench $(ARGS)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(PEERS) data .pytest_cache

@@ -22,8 +22,16 @@ from .redis_benchmark import Servers
 RESULTS = BENCH_DIR / "results" / "latest.json"
 
 
+def _target(r: Result) -> str:
+    """The ratio target, or the floor in ops/s when the row has one ("≥ 10,000/s")."""
+    parts = [] if r.target is None else [f"{r.target:.2f}"]
+    if r.minimum is not None:
+        parts.append(f">= {r.minimum:,.0f}/s")
+    return ", ".join(parts) or "-"
+
+
 def format_table(results: list[Result]) -> str:
-    header = ("suite", "test", "pipeline", "redis ops/s", "postroom ops/s", "ratio", "target", "result")
+    header = ("suite", "test", "pipeline", "baseline ops/s", "postroom ops/s", "ratio", "target", "result")
     rows = [header]
     for r in results:
         rows.append((
@@ -33,7 +41,7 @@ def format_table(results: list[Result]) -> str:
             "-" if r.redis is None else f"{r.redis:,.0f}",
             "-" if r.postroom is None else f"{r.postroom:,.0f}",
             "-" if r.ratio is None else f"{r.ratio:.2f}",
-            "-" if r.target is None else f"{r.target:.2f}",
+            _target(r),
             {True: "pass", False: "FAIL", None: "-"}[r.passed],
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

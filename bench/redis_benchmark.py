@@ -190,8 +190,8 @@ register(ScriptSuite(
     description="PUBLISH rate and fan-out to many subscribers",
 ))
 register(ScriptSuite(
-    "tasks", "tasks_bench.py", [], ["--jobs", "2000"],
-    description="postroom.tasks against other task queues",
+    "tasks", "tasks_bench.py", ["--jobs", "10000"], ["--jobs", "2000"], python_from="BENCH_TASKS_PYTHON",
+    description="issue 9: postroom.tasks against RQ, arq, SAQ, Dramatiq and Celery (baseline: each peer)",
 ))
 
 __all__ = ["RedisBenchmarkSuite", "Servers", "free_port", "redis_benchmark"]

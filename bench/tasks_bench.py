@@ -12,13 +12,20 @@ port), one worker process per framework, no-op jobs.  For each framework:
 Peers are optional: a framework that is not installed is reported as such
 (install them with ``pip install -r bench/requirements-tasks.txt``).
 
-Usage: python bench/tasks_bench.py [--jobs 20000] [--only postroom,rq]
+The issue's bars: postroom.tasks enqueues at least 50,000 jobs/s in batches,
+processes at least 10,000 jobs/s, and is faster than each peer.  The script
+prints a Markdown table, and a ``BENCH-JSON`` line with those checks as rows
+for ``python -m bench``; it exits 1 when one is missed or a peer could not be
+measured.
+
+Usage: python bench/tasks_bench.py [--jobs 10000] [--only postroom,rq]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -329,7 +336,7 @@ def measure(fw: Framework, n: int, client: redis.Redis, timeout: float) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--jobs", type=int, default=20_000)
+    p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--only", help="comma-separated framework names")
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -378,7 +385,43 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(10)
-    return 0
+    checks = bench_rows(rows)
+    print("BENCH-JSON " + json.dumps(checks))
+    measured_all = all(rate is not None for _, _, rate, _ in rows)
+    met = all(_met(c) for c in checks)
+    return 0 if measured_all and met else 1
+
+
+#: The issue's floors for postroom.tasks, in jobs/s.
+ENQUEUE_FLOOR, PROCESS_FLOOR = 50_000, 10_000
+
+
+def bench_rows(rows: list[tuple[str, float | None, float | None, str]]) -> list[dict]:
+    """The checks as ``python -m bench`` rows: our two floors, then each peer as a baseline
+    that postroom.tasks must beat (ratio target 1.0) at enqueueing and at processing."""
+    ours = next((r for r in rows if r[0] == Postroom.name), None)
+    if ours is None or ours[2] is None:
+        return []
+    _, our_enqueue, our_process, _ = ours
+    checks: list[dict] = [
+        {"test": "enqueue jobs/s", "postroom": our_enqueue, "minimum": ENQUEUE_FLOOR},
+        {"test": "process jobs/s", "postroom": our_process, "minimum": PROCESS_FLOOR},
+    ]
+    for name, enqueue, process, note in rows:
+        if name == Postroom.name:
+            continue
+        if process is None:
+            checks.append({"test": f"vs {name}: {note}", "postroom": our_process})
+            continue
+        checks.append({"test": f"enqueue vs {name}", "redis": enqueue, "postroom": our_enqueue, "target": 1.0})
+        checks.append({"test": f"process vs {name}", "redis": process, "postroom": our_process, "target": 1.0})
+    return checks
+
+
+def _met(check: dict) -> bool:
+    if "minimum" in check and check["postroom"] < check["minimum"]:
+        return False
+    return "target" not in check or check["postroom"] >= check["redis"] * check["target"]
 
 
 def print_table(rows: list[tuple[str, float | None, float | None, str]]) -> None:

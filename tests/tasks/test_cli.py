@@ -62,6 +62,19 @@ def test_process_pool_children_stop_when_the_supervisor_is_killed(worker_process
     wait_for(lambda: not any(_alive(pid) for pid in pids), timeout=15, what="orphaned children to exit")
 
 
+def test_process_pool_hard_limit_stops_code_stuck_in_a_c_call(worker_process):
+    import tasks_app
+
+    worker_process("-c", "1", "--pool", "processes")
+    job = tasks_app.stuck.delay(60)
+    with pytest.raises(JobFailed, match="HardTimeLimit"):
+        job.result(timeout=20)
+    pid = int(tasks_app.app.client.hget(tasks_app.RUNS, "stuck:pid"))
+    wait_for(lambda: not _alive(pid), timeout=10, what="the process running the stuck job to end")
+    # The pool serves on, with a new child in place of the stopped one.
+    assert tasks_app.record.delay(7).result(timeout=20) == 7
+
+
 def _alive(pid: int) -> bool:
     """True while *pid* runs (a zombie, exited but not reaped, counts as gone)."""
     try:

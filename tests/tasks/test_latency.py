@@ -9,7 +9,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_delayed_jobs_start_within_100ms_at_1000_per_second(backend, app, start_worker):
+def test_delayed_jobs_start_within_100ms_at_1000_per_second(app, start_worker):
     lateness: list[float] = []
 
     @app.task(name="due")
@@ -35,11 +35,7 @@ def test_delayed_jobs_start_within_100ms_at_1000_per_second(backend, app, start_
     print(f"\nlateness of {total} delayed jobs at {rate:.0f}/s: median {statistics.median(ordered) * 1000:.1f} ms, "
           f"p95 {p95 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {ordered[-1] * 1000:.1f} ms")
     assert ordered[0] > -0.005  # never started early
-    # The bound holds for the tail too on a quiet machine; p95 keeps the test
-    # meaningful when the machine is shared (an OS scheduling stall of a few
-    # hundred ms then hits a batch or two).
-    if p95 >= 0.1 and backend.name.startswith("postroom"):
-        # The framework's own bound is enforced on redis-server and the cluster;
-        # on postroom this measures the server, and a miss is reported, visibly.
-        pytest.xfail(f"{backend.name} too slow for 1,000 delayed jobs/s: p95 {p95 * 1000:.0f} ms")
-    assert p95 < 0.1
+    # The bound, on every backend (postroom included).  p99 rather than
+    # the maximum: on a shared machine one OS scheduling stall of a few hundred
+    # ms can hit a single batch; on an idle one the maximum is under 30 ms.
+    assert p99 < 0.1
