@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgpack
 import pytest
 from tasks_helpers import wait_for
 
@@ -73,6 +74,19 @@ def test_map_enqueues_a_batch(app, start_worker):
     start_worker(app, concurrency=8)
     assert [j.result(timeout=20) for j in jobs[:5]] == [0, 1, 4, 9, 16]
     assert jobs[-1].result(timeout=20) == 1199 * 1199
+
+
+def test_map_survives_a_server_that_lost_its_scripts(app):
+    @app.task
+    def echo(x):
+        return x
+
+    echo.map([(0,)])
+    app.client.script_flush()  # as after a restart: every batch of the next map is refused once
+    jobs = echo.map([(i,) for i in range(2500)])
+    stream = app.keys("default").stream(0)
+    sent = [msgpack.unpackb(f[b"j"])[0] for _, f in app.client.xrange(stream)]
+    assert sent[1:] == [j.id for j in jobs]  # each job once, in the order of the calls
 
 
 def test_acknowledged_entries_are_deleted_and_results_expire(make_app, start_worker):

@@ -10,7 +10,6 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -225,6 +224,12 @@ class Task:
         return self.app.enqueue_calls(self, calls, due, meta or {}, unique_key, unique_window, job_ids)
 
 
+def _enqueued_ids(reply: Any, ids: list[str]) -> list[str]:
+    """The job ids an ENQUEUE reply stands for: its own list when uniqueness may
+    have replaced some by an existing job's id, else (a count) the ids sent."""
+    return ids if isinstance(reply, int) else [i.decode() for i in reply]
+
+
 class App:
     """Holds the client, the registered tasks and consumers, and settings.
 
@@ -262,7 +267,6 @@ class App:
         self.scripts = Scripts(self.client)
         self._keys: dict[str, QueueKeys] = {}
         self._async_factory = async_client
-        self._sender: ThreadPoolExecutor | None = None
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[Any, Scripts]] = (
             weakref.WeakKeyDictionary()
         )
@@ -360,16 +364,47 @@ class App:
     ) -> list[Job]:
         k = self.keys(task.queue)
         batches = self._enqueue_batches(task, calls, due, meta, unique_key, unique_window, job_ids)
-        if len(calls) <= ENQUEUE_BATCH:
-            outs = [self.scripts.enqueue(keys=keys, args=args) for keys, args in batches]
+        if len(calls) <= ENQUEUE_BATCH or self.clustered:
+            outs = [(self.scripts.enqueue(keys=keys, args=args), ids) for keys, args, ids in batches]
         else:
-            # Encode the next batch while the server runs the previous one: the
-            # sender thread waits on its socket without the GIL, so the two overlap.
-            if self._sender is None:
-                self._sender = ThreadPoolExecutor(1, thread_name_prefix="postroom-enqueue")
-            sent = [self._sender.submit(self.scripts.enqueue, keys=keys, args=args) for keys, args in batches]
-            outs = [f.result() for f in sent]
-        return [Job(self, i.decode(), task.queue, k) for out in outs for i in out]
+            outs = self._stream_batches(batches)
+        return [Job(self, i, task.queue, k) for out, ids in outs for i in _enqueued_ids(out, ids)]
+
+    def _stream_batches(self, batches: Iterator[tuple[list[str], list[Any], list[str]]]) -> list[tuple[Any, list[str]]]:
+        """Send each ENQUEUE call as soon as it is encoded, read the replies at the end.
+
+        The server runs batch *n* while this thread encodes batch *n+1*, and it
+        always has the next call waiting: no round trip between batches, and no
+        sender thread waiting for the GIL while the server sits idle.  (On a
+        cluster the batches go one by one through the client, which knows the
+        slot's node.)  A batch refused with NOSCRIPT (a server that lost its
+        scripts) did nothing, and is sent again through the loading path.
+        """
+        script = self.scripts.enqueue
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        sent: list[tuple[list[str], list[Any], list[str]]] = []
+        outs: list[tuple[Any, list[str]]] = []
+        try:
+            for keys, args, ids in batches:
+                conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+                sent.append((keys, args, ids))
+            replies: list[Any] = []
+            for _ in sent:
+                try:
+                    replies.append(conn.read_response())
+                except redis.exceptions.NoScriptError as exc:  # the reply was read whole: still in step
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never hand this connection out again
+            raise
+        finally:
+            pool.release(conn)
+        for (keys, args, ids), reply in zip(sent, replies, strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                reply = script(keys=keys, args=args)
+            outs.append((reply, ids))
+        return outs
 
     async def aenqueue_calls(
         self,
@@ -382,9 +417,9 @@ class App:
         k = self.keys(task.queue)
         _, scripts = self.async_client()
         jobs: list[Job] = []
-        for keys, args in self._enqueue_batches(task, calls, due, meta, None, None, None):
+        for keys, args, ids in self._enqueue_batches(task, calls, due, meta, None, None, None):
             out = await scripts.enqueue(keys=keys, args=args)
-            jobs += [Job(self, i.decode(), task.queue, k) for i in out]
+            jobs += [Job(self, i, task.queue, k) for i in _enqueued_ids(out, ids)]
         return jobs
 
     def _enqueue_batches(
@@ -396,9 +431,9 @@ class App:
         unique_key: str | None,
         unique_window: float | None,
         job_ids: list[str] | None,
-    ) -> Iterator[tuple[list[str], list[Any]]]:
-        """ENQUEUE calls of up to 1,000 jobs: a batch shares task, due time and
-        uniqueness window, so each job adds only its key(s), id and envelope."""
+    ) -> Iterator[tuple[list[str], list[Any], list[str]]]:
+        """ENQUEUE calls (keys, arguments, job ids) of up to 1,000 jobs: a batch shares
+        task, due time and uniqueness window, so each job adds only its key(s), id and envelope."""
         for m in self.middleware:
             m.before_enqueue(self, task, calls)
         k = self.keys(task.queue)
@@ -410,12 +445,13 @@ class App:
             end = start + ENQUEUE_BATCH
             keys = [k.stream(task.priority), k.delayed, k.wake]
             args: list[Any] = list(head)
-            for job_id, (a, kw) in zip(ids[start:end], calls[start:end], strict=True):
+            batch_ids = ids[start:end]
+            for job_id, (a, kw) in zip(batch_ids, calls[start:end], strict=True):
                 keys.append(k.job(job_id))
                 if window:
                     keys.append(k.unique(unique_key or task.unique_key(a, kw)))
                 args += [job_id, envelope(job_id, task.name, a, kw, 1, meta)]
-            yield keys, args
+            yield keys, args, batch_ids
 
     def async_client(self) -> tuple[Any, Scripts]:
         """The redis.asyncio client (and its scripts) of the running event loop.

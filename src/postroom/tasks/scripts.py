@@ -44,7 +44,8 @@ end
 # ARGV: now_ms, record_ttl_ms, priority, due_ms, unique_ms, then (id, envelope) per job.
 # A batch shares task, due time and uniqueness window, which keeps the
 # per-job arguments (and so the client's encoding work) to the minimum.
-# Returns the id of each job: the existing job's id when a unique key deduplicated it.
+# Returns the id of each job (the existing job's id when a unique key deduplicated
+# it), or without uniqueness just how many were added: the caller has the ids.
 ENQUEUE = _HELPERS + """
 local now, ttl, prio = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local due, uniq = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -76,6 +77,7 @@ for i = 0, n - 1 do
     out[#out + 1] = id
   end
 end
+if uniq == 0 then return n end
 return out
 """
 
