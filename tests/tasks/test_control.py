@@ -162,6 +162,30 @@ def test_cancel_running_job(app, start_worker):
     assert job.status() == "cancelled"
 
 
+def test_cancel_of_a_job_handed_back_on_shutdown_sticks(app, start_worker):
+    release = threading.Event()
+
+    @app.task
+    def hog():
+        release.wait(10)
+
+    @app.task
+    def victim():
+        raise AssertionError("a cancelled job ran")
+
+    first = start_worker(app, concurrency=1)
+    hog.delay()
+    job = victim.delay()  # taken into the busy worker's buffer, not started
+    wait_for(lambda: job.status() == "running", what="the job to be taken")
+    assert job.cancel() == "cancelling"
+    release.set()
+    first.stop(grace=5)  # hands the waiting job back: the cancel must win
+    assert job.status() == "cancelled"
+    start_worker(app)
+    with pytest.raises(JobCancelled):
+        job.result(timeout=5)
+
+
 def test_chain_passes_results_along(app, start_worker):
     @app.task
     def add(a, b):
@@ -174,6 +198,37 @@ def test_chain_passes_results_along(app, start_worker):
     start_worker(app)
     last = (add.s(1, 2) | mul.s(10) | add.s(5)).delay()
     assert last.result(timeout=10) == 35
+
+
+def test_a_failed_chain_step_fails_the_chain(app, start_worker):
+    @app.task(retries=0)
+    def fetch(url):
+        raise ConnectionError(f"{url} is down")
+
+    @app.task
+    def parse(page):
+        raise AssertionError("a step after a failed one ran")
+
+    start_worker(app)
+    last = (fetch.s("http://example.invalid") | parse.s()).delay()
+    with pytest.raises(JobFailed, match="is down"):
+        last.result(timeout=10)
+    assert last.status() == "buried"
+
+
+def test_a_chain_step_unknown_to_the_worker_fails_the_chain(make_app, start_worker):
+    producer, worker_app = make_app(), make_app()
+    for app in (producer, worker_app):
+        app.task(name="first")(lambda x: x + 1)
+        app.task(name="plain")(lambda x: x * 2)
+    producer.task(name="second")(lambda x: x)  # not in the worker's app
+
+    start_worker(worker_app)
+    last = (producer.tasks["first"].s(1) | producer.tasks["second"].s()).delay()
+    with pytest.raises(JobFailed, match="not registered"):
+        last.result(timeout=10)
+    # The worker goes on finishing other jobs (its acker survived the error).
+    assert producer.tasks["plain"].delay(21).result(timeout=10) == 42
 
 
 def test_group_collects_results(app, start_worker):

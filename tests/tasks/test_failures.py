@@ -27,7 +27,9 @@ def test_failing_job_is_retried_then_succeeds(app, start_worker):
         return len(calls)
 
     start_worker(app)
-    assert flaky.delay().result(timeout=10) == 3
+    job = flaky.delay()
+    assert job.result(timeout=10) == 3
+    assert job.info()["error"] is None  # the earlier tries' error went with their outcome
 
 
 def test_last_failure_buries_the_job_with_error_and_traceback(app, start_worker):
@@ -67,7 +69,26 @@ def test_buried_jobs_can_be_requeued_and_purged(app, start_worker):
     state["fail"] = False
     first = next(d["entry"] for d in app.dead() if d["id"] == jobs[0].id)
     assert app.requeue_dead(entries=[first]) == 1
+    # The burial's wake-up went with it: a waiter now waits for the new try.
+    assert not app.client.exists(app.keys("default").done(jobs[0].id))
     assert jobs[0].result(timeout=10) == 0
     assert len(app.dead()) == 2
     assert app.purge_dead() == 2
     assert app.dead() == []
+
+
+def test_a_retry_due_after_the_record_ttl_still_runs(make_app, start_worker):
+    """A scheduled job's record holds its arguments: it must live until the job is due."""
+    app = make_app(record_ttl=0.5)
+    calls = []
+
+    @app.task(retries=1, backoff=1.2, max_backoff=1.2)
+    def once_more():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("first try fails")
+        return "second try"
+
+    later = once_more.send_in(0.8)
+    start_worker(app)
+    assert later.result(timeout=10) == "second try"

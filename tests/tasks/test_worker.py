@@ -8,6 +8,7 @@ import time
 
 from tasks_helpers import wait_for
 
+from postroom.tasks import Worker
 from postroom.tasks.keys import GROUP
 
 
@@ -59,11 +60,33 @@ def test_job_that_keeps_killing_workers_is_buried(make_app, start_worker):
     k = app.keys("default")
     app.client.xgroup_create(k.stream(), GROUP, id="0", mkstream=True)
     ((_, [(entry_id, _)]),) = app.client.xreadgroup(GROUP, "dead-1", {k.stream(): ">"}, count=1)
-    app.client.xclaim(k.stream(), GROUP, "dead-2", 0, [entry_id])  # a second delivery, also lost
+    # A second delivery, started (as a worker records it) and lost with its worker too.
+    app.client.xclaim(k.stream(), GROUP, "dead-2", 0, [entry_id])
+    app.scripts.started(keys=[k.job(job.id)])
     start_worker(app)
     wait_for(lambda: job.status() == "buried", what="burial")
     (dead,) = app.dead()
-    assert "delivered 3 times" in dead["error"]
+    assert "started 2 times by workers that died" in dead["error"]
+
+
+def test_jobs_a_dead_worker_only_held_are_not_buried_as_poison(make_app, start_worker):
+    """Every reclaim counts as a delivery of each job a dead worker had in its
+    buffer; only starts count towards burial, so those jobs still run."""
+    app = make_app(lease=0.3, max_deliveries=2)
+
+    @app.task
+    def innocent(i):
+        return i
+
+    jobs = innocent.map([(i,) for i in range(10)])
+    k = app.keys("default")
+    app.client.xgroup_create(k.stream(), GROUP, id="0", mkstream=True)
+    ((_, entries),) = app.client.xreadgroup(GROUP, "dead-1", {k.stream(): ">"}, count=10)
+    for dead_worker in ("dead-2", "dead-3", "dead-4"):  # taken over and lost again, never started
+        app.client.xclaim(k.stream(), GROUP, dead_worker, 0, [e for e, _ in entries])
+    start_worker(app)
+    assert [j.result(timeout=10) for j in jobs] == list(range(10))
+    assert app.dead() == []
 
 
 def test_graceful_stop_hands_back_jobs_not_started(make_app, start_worker):
@@ -143,3 +166,22 @@ def test_thread_pool_runs_jobs_concurrently(app, start_worker):
     jobs = meet.map([() for _ in range(4)])
     start_worker(app, concurrency=4)
     assert all(j.result(timeout=10) for j in jobs)
+
+
+def test_a_late_heartbeat_does_not_make_a_worker_run_its_own_job_twice(make_app, start_worker):
+    app = make_app(lease=0.3)
+    runs = []
+
+    @app.task
+    def long(i):
+        runs.append(i)
+        time.sleep(1.2)  # four leases, with no lease extension (below)
+
+    worker = Worker(app, block=0.5, concurrency=2)
+    worker._extend_leases = lambda: None  # as if every heartbeat came late
+    worker.start()
+    try:
+        long.delay(1).result(timeout=10)
+    finally:
+        worker.stop(grace=5)
+    assert runs == [1]

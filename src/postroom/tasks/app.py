@@ -506,7 +506,7 @@ class App:
             prio = self.tasks[task].priority if task in self.tasks else 0
             env = envelope(job_id, task, args, kwargs, 1, meta)
             if self.scripts.requeue_dead(
-                keys=[k.dead, k.stream(prio), k.job(job_id)],
+                keys=[k.dead, k.stream(prio), k.job(job_id), k.done(job_id)],
                 args=[entry_id, env, prio, int(self.record_ttl * 1000)],
             ):
                 moved += 1

@@ -12,6 +12,7 @@ Job record (hash ``{tag}:j:<id>``) fields:
   r   encoded result     err error text          tb traceback
   w   set when a client waits for the result (the finisher then pushes to ``done``)
   n   attempt number     f   finish time (ms)    prog progress (encoded)
+  starts  times a redelivered copy was started (what poison detection counts)
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ for i = 0, n - 1 do
       local eid = redis.call('XADD', KEYS[1], '*', 'j', env)
       redis.call('HSET', jobkey, 'st', 'queued', 'pr', prio, 'e', eid)
     end
-    redis.call('PEXPIRE', jobkey, ttl)
+    -- A scheduled record holds the envelope: it must outlive the wait.
+    if due > now then redis.call('PEXPIRE', jobkey, due - now + ttl) else redis.call('PEXPIRE', jobkey, ttl) end
     out[#out + 1] = id
   end
 end
@@ -109,7 +111,7 @@ return {moved, redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCOR
 """
 
 # KEYS: stream, delayed, dead, wake, cancel, then (job, done) per job.
-# ARGV: group, now_ms, result_ttl_ms, dead_maxlen, then
+# ARGV: group, now_ms, result_ttl_ms, dead_maxlen, record_ttl_ms, then
 #       (entry_id, job_id, outcome, a, b, c) per job, where outcome is
 #   ok       a=result
 #   retry    a=new envelope, b=due_ms, c=error          (back to the delayed set)
@@ -118,28 +120,36 @@ return {moved, redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCOR
 #   requeue  a=envelope                                 (handed back on shutdown)
 # An entry that is no longer pending was finished by another delivery (a
 # reclaimed duplicate): its outcome is dropped so the record stays consistent.
+# A job whose cancellation was asked for is cancelled instead of going back
+# into play (retry, or handed back by a worker shutting down).
 FINISH = _HELPERS + """
-local group, now, ttl, deadmax = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local group, now, ttl, deadmax, recttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local done = 0
-local n = (#ARGV - 4) / 6
+local n = (#ARGV - 5) / 6
 for i = 0, n - 1 do
-  local a = 5 + i * 6
+  local a = 6 + i * 6
   local eid, id, outcome = ARGV[a], ARGV[a+1], ARGV[a+2]
   local jobkey, donekey = KEYS[6 + i * 2], KEYS[7 + i * 2]
   if redis.call('XACK', KEYS[1], group, eid) == 1 then
     redis.call('XDEL', KEYS[1], eid)
-    redis.call('SREM', KEYS[5], id)
+    if redis.call('SREM', KEYS[5], id) == 1 and (outcome == 'retry' or outcome == 'requeue') then
+      outcome = 'cancel'
+    end
     done = done + 1
     if outcome == 'ok' then
       redis.call('HSET', jobkey, 'st', 'finished', 'r', ARGV[a+3], 'f', now)
-      redis.call('HDEL', jobkey, 'e')
+      redis.call('HDEL', jobkey, 'e', 'err', 'tb')
       redis.call('PEXPIRE', jobkey, ttl)
       notify(jobkey, donekey, ttl)
     elseif outcome == 'retry' then
-      wake(KEYS[2], KEYS[4], ARGV[a+4])
-      redis.call('ZADD', KEYS[2], ARGV[a+4], id)
+      local due = tonumber(ARGV[a+4])
+      wake(KEYS[2], KEYS[4], due)
+      redis.call('ZADD', KEYS[2], due, id)
       redis.call('HSET', jobkey, 'st', 'retrying', 'p', ARGV[a+3], 'err', ARGV[a+5])
       redis.call('HDEL', jobkey, 'e')
+      -- the record holds the envelope until the retry is due: keep it that long
+      local need = due - tonumber(now) + recttl
+      if redis.call('PTTL', jobkey) < need then redis.call('PEXPIRE', jobkey, need) end
     elseif outcome == 'bury' then
       redis.call('XADD', KEYS[3], 'MAXLEN', '~', deadmax, '*', 'id', id, 'j', ARGV[a+3],
                  'err', ARGV[a+4], 'tb', ARGV[a+5], 'at', now)
@@ -230,15 +240,38 @@ redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1
 return 0
 """
 
-# KEYS: dead, stream, job.  ARGV: dead entry id, envelope, priority, ttl_ms
-# Moves one buried job back to its queue as a fresh attempt.
+# KEYS: dead, stream, job, done.  ARGV: dead entry id, envelope, priority, ttl_ms
+# Moves one buried job back to its queue as a fresh attempt.  The wake-up
+# token of its burial goes too: a caller waiting for the result would
+# otherwise find it at once, again and again, until the new attempt ends.
 REQUEUE_DEAD = """
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return false end
 local eid = redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
+redis.call('DEL', KEYS[4])
 redis.call('HSET', KEYS[3], 'st', 'queued', 'e', eid, 'pr', ARGV[3])
-redis.call('HDEL', KEYS[3], 'r', 'err', 'tb', 'f', 'p')
+redis.call('HDEL', KEYS[3], 'r', 'err', 'tb', 'f', 'p', 'starts')
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 return eid
+"""
+
+# KEYS: job.  Counts a start of a redelivered job on its record (if the
+# record still exists: never recreate one without its TTL).  Returns the count.
+STARTED = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], 'starts', 1)
+"""
+
+# KEYS: job, done.  ARGV: state (buried | cancelled), error, now_ms, ttl_ms
+# Ends a job that will never run: a later step of a chain whose earlier step
+# failed or was cancelled.  Its record may exist already (a caller waiting on
+# it) or not; a job already over is left as it is.
+RESOLVE = _HELPERS + """
+local st = redis.call('HGET', KEYS[1], 'st')
+if st == 'finished' or st == 'buried' or st == 'cancelled' then return st end
+redis.call('HSET', KEYS[1], 'st', ARGV[1], 'err', ARGV[2], 'f', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+notify(KEYS[1], KEYS[2], ARGV[4])
+return ARGV[1]
 """
 
 _ALL = {
@@ -250,6 +283,8 @@ _ALL = {
     "wait": WAIT,
     "rate": RATE,
     "requeue_dead": REQUEUE_DEAD,
+    "started": STARTED,
+    "resolve": RESOLVE,
 }
 
 
@@ -268,3 +303,5 @@ class Scripts:
     wait: Any
     rate: Any
     requeue_dead: Any
+    started: Any
+    resolve: Any

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from . import registry
+from . import codec, registry
 from .blocking import BlockingReader
 from .errors import Delay, HardTimeLimit, JobCancelled, SoftTimeLimit, TaskError
 from .job import WAIT_SLICE, Message, _current, envelope
@@ -259,8 +259,11 @@ class Worker:
                 if "NOGROUP" in str(exc):
                     self._ensure_groups(k)
                     continue
-                raise
-            except redis.ConnectionError:
+                log.exception("fetching from %s failed (will retry)", k.queue)  # e.g. READONLY in a failover
+                if self._stop.wait(1.0):
+                    break
+                continue
+            except (redis.ConnectionError, redis.TimeoutError):
                 if self._stop.wait(0.5):
                     break
                 continue
@@ -275,6 +278,11 @@ class Worker:
 
     def _accept(self, qi: int, k: QueueKeys, stream: str, entries: list[Any], reclaimed: bool) -> int:
         accepted = []
+        if reclaimed:
+            # Our own entries come back when a heartbeat was late: they are running
+            # or waiting here already, and must not run a second time.
+            with self._lock:
+                entries = [e for e in entries if (stream, e[0]) not in self._held]
         for entry_id, fields in entries:
             if not fields:
                 continue
@@ -310,26 +318,50 @@ class Worker:
                     start_id=cursor, count=min(room - taken, 100),
                 )
                 cursor, entries = resp[0], [e for e in resp[1] if e[1]]
-                live = []
-                for entry in entries:
-                    pending = client.xpending_range(stream, GROUP, min=entry[0], max=entry[0], count=1)
-                    deliveries = pending[0]["times_delivered"] if pending else 1
-                    if deliveries > self.app.max_deliveries:
-                        self._bury_poison(qi, k, stream, entry, deliveries)
-                    else:
-                        live.append(entry)
                 if entries:
                     log.warning("worker %s reclaimed %d job(s) from %s", self.id, len(entries), stream)
-                taken += self._accept(qi, k, stream, live, reclaimed=True) + len(entries) - len(live)
+                    live = self._sort_out_poison(qi, k, stream, entries)
+                    taken += self._accept(qi, k, stream, live, reclaimed=True) + len(entries) - len(live)
                 if cursor in (b"0-0", "0-0") or not resp[1]:
                     break
         return taken
 
-    def _bury_poison(self, qi: int, k: QueueKeys, stream: str, entry: Any, deliveries: int) -> None:
+    def _sort_out_poison(self, qi: int, k: QueueKeys, stream: str, entries: list[Any]) -> list[Any]:
+        """Bury the reclaimed jobs that killed their workers too often; return the others.
+
+        What counts is how often a job was *started* (recorded by :meth:`_begin`
+        for redelivered jobs), not the stream's delivery count: every reclaim
+        counts as a delivery for each job a dead worker merely held in its
+        buffer, and those never ran.  A job's first delivery is not recorded
+        (that would cost a round trip per job), so it is assumed started.
+        """
+        ids: list[str | None] = []
+        for _, fields in entries:
+            try:
+                ids.append(codec.loads(fields[b"j"])[0])
+            except Exception:
+                ids.append(None)  # malformed: _accept buries it
+        pipe = self.app.client.pipeline(transaction=False)
+        for job_id in ids:
+            if job_id is not None:
+                pipe.hget(k.job(job_id), "starts")
+        found = iter(pipe.execute())
+        live = []
+        for entry, job_id in zip(entries, ids, strict=True):
+            starts = 0 if job_id is None else int(next(found) or 0) + 1
+            if starts >= self.app.max_deliveries:
+                self._bury_poison(qi, k, stream, entry, starts)
+            else:
+                live.append(entry)
+        return live
+
+    def _bury_poison(self, qi: int, k: QueueKeys, stream: str, entry: Any, starts: int) -> None:
         msg = Message(k.queue, qi, stream, entry[0], entry[1][b"j"], reclaimed=True)
         with self._lock:
+            if (stream, msg.entry_id) in self._held:
+                return  # our own job, running here: its heartbeat was late, it is not poison
             self._held[(stream, msg.entry_id)] = msg
-        error = TaskError(f"delivered {deliveries} times without finishing (its workers died)")
+        error = TaskError(f"started {starts} times by workers that died running it")
         self._outcomes.put((msg, Outcome("bury", error=error, traceback=f"{error}\n")))
 
     def _hand_back_waiting(self) -> None:
@@ -373,6 +405,8 @@ class Worker:
     def _begin(self, msg: Message, task: Task | None) -> Outcome | None:
         """Run the before hooks; an outcome means the task must not run."""
         msg.started = time.monotonic()
+        if msg.reclaimed:
+            self._count_start(msg)
         try:
             if task is None:
                 raise TaskError(f"unknown task {msg.task!r}")
@@ -383,6 +417,14 @@ class Worker:
         except Exception as exc:
             return self._failure(exc)
         return None
+
+    def _count_start(self, msg: Message) -> None:
+        """Record that a redelivered job starts now, before it runs: if it kills
+        this worker too, the next reclaim knows (see :meth:`_sort_out_poison`)."""
+        try:
+            self.app.scripts.started(keys=[self.app.keys(msg.queue).job(msg.job_id)])
+        except redis.RedisError:
+            log.warning("could not record the start of job %s", msg.job_id, exc_info=True)
 
     def _failure(self, exc: BaseException) -> Outcome:
         if isinstance(exc, Delay):
@@ -598,40 +640,54 @@ class Worker:
             if first is None:
                 return
             batch = [first]
+            last = False
             while len(batch) < 1000:
                 try:
                     item = self._outcomes.get_nowait()
                 except queue_mod.Empty:
                     break
                 if item is None:
-                    self._finish(batch)
-                    return
+                    last = True
+                    break
                 batch.append(item)
-            self._finish(batch)
+            try:
+                self._finish(batch)
+            except Exception:
+                # The acker must outlive any error: if it died, the heartbeat would
+                # keep extending the leases of jobs nobody will ever finish.
+                log.exception("finishing %d job(s) failed; they will be reclaimed after the lease", len(batch))
+            if last:
+                return
 
     def _finish(self, batch: list[tuple[Message, Outcome]]) -> None:
+        """Record the outcomes of *batch*.  Whatever happens, the jobs leave
+        ``_held``: one whose outcome could not be recorded is no longer
+        extended, so its lease runs out and another delivery redoes it."""
         by_stream: dict[str, list[tuple[Message, Outcome]]] = defaultdict(list)
         for msg, outcome in batch:
             by_stream[msg.stream].append((msg, outcome))
         app = self.app
         now_ms = int(time.time() * 1000)
-        for stream, items in by_stream.items():
-            k = app.keys(items[0][0].queue)
-            self._enqueue_links(items)
-            for start in range(0, len(items), 500):
-                chunk = items[start : start + 500]
-                keys = [stream, k.delayed, k.dead, k.wake, k.cancel]
-                args: list[Any] = [GROUP, now_ms, int(app.result_ttl * 1000), app.dead_maxlen]
-                for msg, outcome in chunk:
-                    keys += [k.job(msg.job_id), k.done(msg.job_id)]
-                    args += [msg.entry_id, msg.job_id, *self._finish_args(msg, outcome)]
-                self._call_with_retry(lambda keys=keys, args=args: app.scripts.finish(keys=keys, args=args))
-        with self._room:
-            for msg, _ in batch:
-                self._held.pop((msg.stream, msg.entry_id), None)
-                self._cancelled.discard(msg.job_id)
-            self.processed += len(batch)
-            self._room.notify_all()
+        try:
+            for stream, items in by_stream.items():
+                k = app.keys(items[0][0].queue)
+                items = self._follow_links(items)
+                for start in range(0, len(items), 500):
+                    chunk = items[start : start + 500]
+                    keys = [stream, k.delayed, k.dead, k.wake, k.cancel]
+                    args: list[Any] = [GROUP, now_ms, int(app.result_ttl * 1000), app.dead_maxlen,
+                                       int(app.record_ttl * 1000)]
+                    for msg, outcome in chunk:
+                        keys += [k.job(msg.job_id), k.done(msg.job_id)]
+                        args += [msg.entry_id, msg.job_id, *self._finish_args(msg, outcome)]
+                    self._call_with_retry(lambda keys=keys, args=args: app.scripts.finish(keys=keys, args=args))
+        finally:
+            with self._room:
+                for msg, _ in batch:
+                    self._held.pop((msg.stream, msg.entry_id), None)
+                    self._cancelled.discard(msg.job_id)
+                self.processed += len(batch)
+                self._room.notify_all()
 
     @staticmethod
     def _finish_args(msg: Message, outcome: Outcome) -> list[Any]:
@@ -648,27 +704,53 @@ class Worker:
             return ["cancel", "", "", ""]
         return ["requeue", msg.envelope, "", ""]
 
-    def _enqueue_links(self, items: list[tuple[Message, Outcome]]) -> None:
-        """Enqueue the next step of chains *before* acknowledging the step that
-        produced its input, so a crash in between duplicates (deduplicated by
-        the link's fixed job id) instead of losing the rest of the chain."""
+    def _follow_links(self, items: list[tuple[Message, Outcome]]) -> list[tuple[Message, Outcome]]:
+        """Continue or end the chains of *items* before they are acknowledged;
+        return the items to acknowledge.
+
+        After a step succeeds, the next one is enqueued first, so a crash in
+        between duplicates it (deduplicated by its fixed job id) instead of
+        losing the rest of the chain.  A step that cannot be enqueued keeps the
+        current one unacknowledged: it runs again after its lease.  After a step
+        is buried or cancelled, the later steps are ended the same way, so a
+        caller waiting on the chain's last job gets the failure, not a hang.
+        """
+        kept = []
         for msg, outcome in items:
-            link = msg.meta.get("link") if outcome.kind == "ok" else None
-            if not link:
-                continue
-            (name, args, kwargs, job_id), rest = link[0], link[1:]
-            task = self.app.tasks[name]
-            self._call_with_retry(
-                lambda t=task, a=args, kw=kwargs, j=job_id, r=rest, o=outcome: t.enqueue(
-                    [((o.result, *a), kw)], meta={"link": r} if r else {},
-                    unique_key=f"link:{j}", unique_window=self.app.record_ttl, job_ids=[j],
-                )
-            )
+            link = msg.meta.get("link")
+            if link and outcome.kind == "ok":
+                (name, args, kwargs, job_id), rest = link[0], link[1:]
+                task = self.app.tasks.get(name)
+                if task is None:
+                    error = f"chain step {msg.job_id} finished, but its next task {name!r} is not registered here"
+                    self._end_chain(msg.queue, link, "buried", error)
+                elif self._call_with_retry(
+                    lambda t=task, a=args, kw=kwargs, j=job_id, r=rest, o=outcome: t.enqueue(
+                        [((o.result, *a), kw)], meta={"link": r} if r else {},
+                        unique_key=f"link:{j}", unique_window=self.app.record_ttl, job_ids=[j],
+                    )
+                ) is None:
+                    continue  # not acknowledged: redone after its lease, link and all
+            elif link and outcome.kind in ("bury", "cancel"):
+                state = "buried" if outcome.kind == "bury" else "cancelled"
+                self._end_chain(msg.queue, link, state, f"chain step {msg.job_id} {state}: "
+                                                        f"{_error_text(outcome.error)}")
+            kept.append((msg, outcome))
+        return kept
+
+    def _end_chain(self, queue: str, link: list[Any], state: str, error: str) -> None:
+        """Mark every later step of a chain buried or cancelled, waking its waiters."""
+        now_ms = int(time.time() * 1000)
+        for name, _, _, job_id in link:
+            task = self.app.tasks.get(name)
+            k = self.app.keys(task.queue if task is not None else queue)
+            self._call_with_retry(lambda k=k, j=job_id: self.app.scripts.resolve(
+                keys=[k.job(j), k.done(j)], args=[state, error, now_ms, int(self.app.result_ttl * 1000)]))
 
     def _call_with_retry(self, fn: Any) -> Any:
         """Acks must not be dropped on a transient error: the job would run
         again.  Retry a few times; past that the lease expires and another
-        worker redoes the job (at-least-once still holds)."""
+        worker redoes the job (at-least-once still holds).  None means it gave up."""
         for attempt in range(6):
             try:
                 return fn()
@@ -768,8 +850,11 @@ class Worker:
                     # scheduled meanwhile for even sooner is at most 50 ms late.
                     self._stop.wait(min(wait, 0.05))
                     refresh = wait > 0.05
-            except redis.ConnectionError:
+            except (redis.ConnectionError, redis.TimeoutError):
                 self._stop.wait(0.5)
+            except redis.RedisError:
+                log.exception("scheduling for %s failed (will retry)", k.queue)
+                self._stop.wait(1.0)
         reader.close()
 
     def _promote(self, k: QueueKeys, due: list[bytes]) -> list[tuple[bytes, float]]:
