@@ -12,6 +12,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -291,13 +292,14 @@ def worker_process(cli_env: dict[str, str]) -> Iterator[Callable[..., subprocess
     code = "import sys; from postroom.tasks.cli import worker_main; sys.exit(worker_main(sys.argv[1:]))"
 
     def start(*args: str) -> subprocess.Popen[bytes]:
+        # A session of its own: teardown kills a process pool's children with it.
         proc = subprocess.Popen([sys.executable, "-c", code, "tasks_app:app", "--log-level", "WARNING", *args],
-                                env=cli_env, cwd=HERE)
+                                env=cli_env, cwd=HERE, start_new_session=True)
         procs.append(proc)
         return proc
 
     yield start
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()

@@ -52,6 +52,20 @@ def test_unencodable_arguments_are_refused_at_enqueue(app):
         f.delay(object())
 
 
+def test_a_map_refused_midway_says_which_jobs_went_in(app):
+    @app.task
+    def f(x):
+        return x
+
+    calls = [(i,) for i in range(2500)]
+    calls[1500] = (object(),)
+    with pytest.raises(CodecError) as refused:
+        f.map(calls)
+    stream = app.keys("default").stream(0)
+    sent = [msgpack.unpackb(fields[b"j"])[0] for _, fields in app.client.xrange(stream)]
+    assert len(sent) == 1000 and refused.value.enqueued == sent  # the whole batches before it
+
+
 def test_status_goes_from_queued_to_finished(app, start_worker):
     @app.task
     def noop():

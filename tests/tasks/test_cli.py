@@ -75,6 +75,18 @@ def test_process_pool_hard_limit_stops_code_stuck_in_a_c_call(worker_process):
     assert tasks_app.record.delay(7).result(timeout=20) == 7
 
 
+def test_process_pool_children_take_one_job_at_a_time(worker_process):
+    import tasks_app
+
+    tasks_app.nap.delay(3.0)
+    quick = tasks_app.record.map([(i,) for i in range(6)])
+    worker_process("-c", "2", "--pool", "processes")
+    # One child naps; the other serves every short job meanwhile, none of them
+    # stuck in the napping child's buffer.
+    assert sorted(j.result(timeout=20) for j in quick) == list(range(6))
+    assert tasks_app.app.client.hget(tasks_app.RUNS, "nap") is None
+
+
 def _alive(pid: int) -> bool:
     """True while *pid* runs (a zombie, exited but not reaped, counts as gone)."""
     try:

@@ -365,7 +365,13 @@ class App:
         k = self.keys(task.queue)
         batches = self._enqueue_batches(task, calls, due, meta, unique_key, unique_window, job_ids)
         if len(calls) <= ENQUEUE_BATCH or self.clustered:
-            outs = [(self.scripts.enqueue(keys=keys, args=args), ids) for keys, args, ids in batches]
+            outs: list[tuple[Any, list[str]]] = []
+            try:
+                for keys, args, ids in batches:
+                    outs.append((self.scripts.enqueue(keys=keys, args=args), ids))
+            except codec.CodecError as exc:
+                exc.enqueued = [i for out, ids in outs for i in _enqueued_ids(out, ids)]
+                raise
         else:
             outs = self._stream_batches(batches)
         return [Job(self, i, task.queue, k) for out, ids in outs for i in _enqueued_ids(out, ids)]
@@ -385,10 +391,14 @@ class App:
         conn = pool.get_connection()
         sent: list[tuple[list[str], list[Any], list[str]]] = []
         outs: list[tuple[Any, list[str]]] = []
+        refused: codec.CodecError | None = None
         try:
-            for keys, args, ids in batches:
-                conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
-                sent.append((keys, args, ids))
+            try:
+                for keys, args, ids in batches:
+                    conn.send_packed_command(conn.pack_command("EVALSHA", script.sha, len(keys), *keys, *args))
+                    sent.append((keys, args, ids))
+            except codec.CodecError as exc:
+                refused = exc  # a later call cannot be encoded: the batches before it are in
             replies: list[Any] = []
             for _ in sent:
                 try:
@@ -404,6 +414,9 @@ class App:
             if isinstance(reply, redis.exceptions.NoScriptError):
                 reply = script(keys=keys, args=args)
             outs.append((reply, ids))
+        if refused is not None:
+            refused.enqueued = [i for out, ids in outs for i in _enqueued_ids(out, ids)]
+            raise refused
         return outs
 
     async def aenqueue_calls(

@@ -37,7 +37,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     p.add_argument("-c", "--concurrency", type=int, default=8, help="threads, coroutines or processes (default 8)")
     p.add_argument("--pool", choices=["threads", "asyncio", "processes"], default="threads")
     p.add_argument("--name", help="worker id in the registry (default host:pid:random)")
-    p.add_argument("--prefetch", type=int, help="jobs held ahead of execution (default max(4*c, 64))")
+    p.add_argument("--prefetch", type=int, help="jobs held ahead of execution (default max(4*c, 64); 1 per process with --pool processes)")
     p.add_argument("--grace", type=float, default=30.0, help="seconds running jobs get to finish on SIGTERM")
     p.add_argument("--consumers", help="comma-separated consumers to run (default all, 'none' for none)")
     p.add_argument("--log-level", default="INFO")

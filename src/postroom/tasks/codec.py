@@ -15,7 +15,15 @@ import msgpack
 
 
 class CodecError(TypeError):
-    """Raised when a value cannot be encoded (e.g. an arbitrary object)."""
+    """Raised when a value cannot be encoded (e.g. an arbitrary object).
+
+    ``enqueued`` lists the ids of the jobs a ``map()`` of more than one batch
+    (1,000 calls) had already enqueued before reaching the call it refused.
+    """
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.enqueued: list[str] = []
 
 
 # A Packer per thread: ``msgpack.packb`` builds a new one per call, which is

@@ -908,6 +908,12 @@ def run_processes(app: App, queues: list[str] | None, processes: int, grace: flo
             time.sleep(1.0)
         os.kill(os.getpid(), signal.SIGTERM)
 
+    # A child runs one job at a time: it takes one at a time too, so that short
+    # jobs never wait in the buffer of a child busy with a long one while the
+    # other children are idle.
+    if options.get("prefetch") is None:
+        options["prefetch"] = 1
+
     def child() -> None:
         threading.Thread(target=orphan_watch, name="postroom-orphan-watch", daemon=True).start()
         Worker(app, queues, concurrency=1, exit_on_abandon=True, **options).run(grace)
