@@ -231,6 +231,35 @@ def test_a_chain_step_unknown_to_the_worker_fails_the_chain(make_app, start_work
     assert producer.tasks["plain"].delay(21).result(timeout=10) == 42
 
 
+def test_a_chain_step_whose_successor_cannot_be_enqueued_runs_again(make_app, start_worker):
+    import redis
+
+    app = make_app(lease=0.5)
+    runs = []
+
+    @app.task
+    def first(x):
+        runs.append(x)
+        return x + 1
+
+    @app.task
+    def second(x):
+        return x * 10
+
+    enqueue, failures = second.enqueue, iter(range(6))  # as many as the worker's retries
+
+    def flaky_enqueue(*args, **kwargs):
+        if next(failures, None) is not None:
+            raise redis.ConnectionError("the next step's node is down")
+        return enqueue(*args, **kwargs)
+
+    second.enqueue = flaky_enqueue
+    start_worker(app)
+    last = (first.s(1) | second.s()).delay()
+    assert last.result(timeout=20) == 20
+    assert runs == [1, 1]  # not acknowledged the first time: redone after its lease
+
+
 def test_group_collects_results(app, start_worker):
     @app.task
     def square(x):
