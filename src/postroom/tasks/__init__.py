@@ -16,7 +16,7 @@ Run workers with ``postroom worker myapp.tasks:app``.  See docs/TASKS.md.
 from __future__ import annotations
 
 from .app import App, Chain, Group, Signature, Task
-from .consumer import Consumer, Event
+from .consumer import Consumer, Event, PartialTransactionError
 from .cron import Cron
 from .errors import Delay, HardTimeLimit, JobCancelled, JobFailed, SoftTimeLimit, TaskError
 from .job import Job, current_job
@@ -37,6 +37,7 @@ __all__ = [
     "JobFailed",
     "Middleware",
     "Outcome",
+    "PartialTransactionError",
     "Signature",
     "SoftTimeLimit",
     "Task",
