@@ -147,7 +147,7 @@ def redis_cluster_backend() -> Iterator[Backend]:
 #: What the framework uses; a postroom build missing any of it is skipped with the list.
 NEEDED_COMMANDS = [
     "xadd", "xreadgroup", "xack", "xdel", "xautoclaim", "xclaim", "xpending", "xgroup", "xrange", "xlen",
-    "evalsha", "script", "zadd", "zrangebyscore", "zrange", "blpop", "rpush", "hset", "hmget", "smismember",
+    "evalsha", "script", "zadd", "zrangebyscore", "zrange", "blpop", "blmove", "rpush", "hset", "hmget", "smismember",
     "client", "pexpire", "multi", "exec",
 ]
 

@@ -27,6 +27,16 @@ _current: contextvars.ContextVar[tuple[App, str, str] | None] = contextvars.Cont
 )
 
 
+def _slice(left: float | None) -> float:
+    """Timeout of one blocking wait on the ``done`` list.
+
+    Waits are sliced below redis-py's default 5 s socket timeout, and never
+    shorter than 10 ms: the server truncates a timeout to whole milliseconds,
+    and a timeout of 0 would block for ever.
+    """
+    return WAIT_SLICE if left is None else max(min(left, WAIT_SLICE), 0.01)
+
+
 def current_job() -> Job:
     """The job the calling task is running for (to report progress)."""
     running = _current.get()
@@ -64,9 +74,15 @@ class Job:
     def result(self, timeout: float | None = None) -> Any:
         """Wait for the job to finish and return its result.
 
-        Waiting is a blocking pop on a per-job list the finisher pushes to, so
+        Waiting blocks on a per-job list the finisher pushes a token to, so
         the caller learns the outcome as soon as it is recorded, without
         polling.  Raises JobFailed, JobCancelled or TimeoutError.
+
+        The wait is BLMOVE from the list to itself: it wakes on the token
+        without taking it, so every other waiter on the job wakes too, and
+        the list never empties, so it keeps the expiry the finisher gave it
+        (popping the token and pushing it back would recreate the list
+        without one, leaking a key per job waited on).
         """
         client = self.app.client
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -77,11 +93,8 @@ class Job:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
-            # Waits are sliced below redis-py's default 5 s socket timeout.
-            popped = client.blpop([self._keys.done(self.id)], timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE))
-            if popped is not None:
-                # Put the token back so that other waiters on the job wake too.
-                client.rpush(self._keys.done(self.id), b"1")
+            done = self._keys.done(self.id)
+            client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
 
     async def _ainfo(self) -> list[Any]:
         _, scripts = self.app.async_client()
@@ -104,9 +117,8 @@ class Job:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
-            popped = await client.blpop([self._keys.done(self.id)], timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE))
-            if popped is not None:
-                await client.rpush(self._keys.done(self.id), b"1")
+            done = self._keys.done(self.id)
+            await client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
 
     def _outcome(self, info: dict[str, Any]) -> Any:
         if info["status"] == "finished":
