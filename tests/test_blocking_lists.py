@@ -165,10 +165,11 @@ def test_wrong_type_keeps_waiting(scene):
 def test_timeouts(scene):
     waiter = scene.pair()
     for command in [("BLPOP", "q", "0.05"), ("BRPOP", "q", "q2", "0.02"), ("BLMOVE", "q", "d", "LEFT", "LEFT", "0.02"),
-                    ("BRPOPLPUSH", "q", "d", "0.02"), ("BLMPOP", "0.02", "1", "q", "LEFT")]:
+                    ("BRPOPLPUSH", "q", "d", "0.02"), ("BLMPOP", "0.02", "1", "q", "LEFT"),
+                    ("BLPOP", "q", "0.0004")]:  # under a millisecond: rounded up to 1 ms, not 0 (forever)
         start = time.monotonic()
         waiter.call(*command)
-        assert time.monotonic() - start >= 0.015
+        assert time.monotonic() - start >= (0.015 if command[-1] != "0.0004" else 0)
 
 
 def test_inside_multi_behaves_as_non_blocking(scene):

@@ -47,7 +47,8 @@ def parse_timeout_seconds(arg: bytes) -> int:
         raise NOT_FLOAT_TIMEOUT
     if value < 0 or value * 1000 >= 2**63:
         raise NEGATIVE_TIMEOUT  # Redis's (long long) cast of inf or a huge value yields LLONG_MIN
-    ms = int(value * 1000)  # truncated like Redis's cast: under a millisecond means 0, forever
+    # Rounded up, as Redis does (ceill): a timeout under a millisecond is 1 ms, not 0 (forever).
+    ms = math.ceil(value * 1000)
     if ms > LLONG_MAX // 2:
         raise OUT_OF_RANGE_TIMEOUT
     return ms
