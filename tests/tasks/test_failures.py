@@ -60,17 +60,19 @@ def test_buried_jobs_can_be_requeued_and_purged(app, start_worker):
             raise RuntimeError("down")
         return i
 
-    start_worker(app)
+    worker = start_worker(app)
     jobs = sometimes.map([(i,) for i in range(3)])
     for j in jobs:
         with pytest.raises(JobFailed):
             j.result(timeout=10)
     assert len(app.dead()) == 3
     state["fail"] = False
+    worker.stop()
     first = next(d["entry"] for d in app.dead() if d["id"] == jobs[0].id)
     assert app.requeue_dead(entries=[first]) == 1
     # The burial's wake-up went with it: a waiter now waits for the new try.
     assert not app.client.exists(app.keys("default").done(jobs[0].id))
+    start_worker(app)
     assert jobs[0].result(timeout=10) == 0
     assert len(app.dead()) == 2
     assert app.purge_dead() == 2
