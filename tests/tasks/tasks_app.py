@@ -32,7 +32,7 @@ def record(i: int) -> int:
     return i
 
 
-@app.task(name="hold")
+@app.task(name="hold", queue="long")
 def hold(i: int, seconds: float) -> None:
     """A job longer than the lease: logged when it starts, counted when it ends."""
     log_run(f"hold{i}")
