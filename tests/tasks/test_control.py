@@ -117,6 +117,72 @@ def test_hard_time_limit_stops_a_task_that_ignores_interruption(app, start_worke
     stop.set()
 
 
+def test_a_late_return_after_the_hard_limit_is_discarded(app, start_worker):
+    ran_after = []
+
+    @app.task(timeout=0.2, retries=0)
+    def slow():
+        time.sleep(1.8)  # one C call: the interruption cannot land; abandoned at 1.2 s
+        return "too late"
+
+    @app.task
+    def after(value):
+        ran_after.append(value)
+
+    worker = start_worker(app, concurrency=1)
+    last = (slow.s() | after.s()).delay()
+    with pytest.raises(JobFailed, match="HardTimeLimit"):
+        last.result(timeout=10)
+    time.sleep(1.0)  # the abandoned call has returned by now: its result must go nowhere
+    assert ran_after == [] and last.status() == "buried"
+    assert sum(t.is_alive() for t in worker._executors) == 1  # the old thread left, its replacement serves
+
+
+@pytest.mark.parametrize("pool", ["threads", "asyncio"])
+def test_a_coroutine_ignoring_its_hard_limit_does_not_take_the_worker_with_it(app, start_worker, pool):
+    import asyncio
+
+    release = threading.Event()
+
+    @app.task(timeout=0.2, retries=0)
+    async def stubborn():
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                pass  # ignores every cancellation
+
+    @app.task
+    def fine():
+        return "served"
+
+    start_worker(app, concurrency=1, pool=pool)
+    try:
+        with pytest.raises(JobFailed, match="HardTimeLimit"):
+            stubborn.delay().result(timeout=10)
+        assert fine.delay().result(timeout=10) == "served"
+    finally:
+        release.set()
+
+
+@pytest.mark.parametrize("pool", ["threads", "asyncio"])
+def test_a_task_raising_system_exit_fails_and_the_worker_serves_on(app, start_worker, pool):
+    import sys
+
+    @app.task(retries=0)
+    def quits():
+        sys.exit(3)
+
+    @app.task
+    def fine():
+        return "served"
+
+    start_worker(app, concurrency=1, pool=pool)
+    with pytest.raises(JobFailed, match="SystemExit"):
+        quits.delay().result(timeout=10)
+    assert fine.delay().result(timeout=10) == "served"
+
+
 def test_hard_time_limit_on_async_task(app, start_worker):
     import asyncio
 

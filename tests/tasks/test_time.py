@@ -34,7 +34,12 @@ def test_cron_next_tick(expr, after, expected):
 @pytest.mark.parametrize("expr", ["* * *", "61 * * * *", "*/0 * * * *", "0 0 31 2 *"])
 def test_cron_rejects_bad_expressions(expr):
     with pytest.raises(ValueError):
-        Cron(expr).next_after(0)
+        Cron(expr)  # refused when parsed: a schedule that never fires included
+
+
+def test_a_cron_task_that_never_fires_is_refused_at_registration(app):
+    with pytest.raises(ValueError, match="never fires"):
+        app.task(cron="0 0 30 2 *")(lambda: None)
 
 
 def test_send_in_starts_close_to_due_time(app, start_worker):

@@ -185,3 +185,20 @@ def test_a_late_heartbeat_does_not_make_a_worker_run_its_own_job_twice(make_app,
     finally:
         worker.stop(grace=5)
     assert runs == [1]
+
+
+def test_asyncio_pool_hands_back_a_job_waiting_for_a_slot_when_stopping(app, start_worker):
+    started = []
+
+    @app.task
+    async def nap(i):
+        started.append(i)
+        await asyncio.sleep(0.6)
+
+    first = nap.delay(1)
+    second = nap.delay(2)
+    worker = start_worker(app, concurrency=1, pool="asyncio")
+    wait_for(lambda: started, what="the first job to start")
+    worker.stop(grace=5)  # the second job waits for the only slot: it must not start now
+    assert started == [1]
+    assert first.status() == "finished" and second.status() == "queued"

@@ -8,6 +8,7 @@ cluster agrees on them whatever its local time zone.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 _ALIASES = {
@@ -58,6 +59,9 @@ class Cron:
         self.dows = frozenset(d % 7 for d in dows)
         # Classic cron: when both day fields are restricted, either may match.
         self._any_day = fields[3] != "*" and fields[5] != "*"
+        # A schedule that never fires ("0 0 30 2 *") is refused here, when the
+        # task is registered, rather than in a worker's scheduler later.
+        self.next_after(time.time())
 
     def _day_ok(self, t: datetime) -> bool:
         dom = t.day in self.days

@@ -109,6 +109,11 @@ class Worker:
         self._room = threading.Condition(self._lock)
         self._held: dict[tuple[str, bytes], Message] = {}
         self._running: dict[tuple[str, bytes], Running] = {}
+        # Jobs given up at their hard limit whose code has not returned yet: their
+        # late outcome is discarded (it was recorded as a failure already).
+        self._abandoned: set[tuple[str, bytes]] = set()
+        # Of those, the asyncio-pool jobs whose slot was handed on at abandonment.
+        self._slot_freed: set[tuple[str, bytes]] = set()
         self._cancelled: set[str] = set()
         self._dispatch: queue_mod.PriorityQueue[tuple[int, int, int, Message | None]] = queue_mod.PriorityQueue()
         self._seq = itertools.count()
@@ -172,6 +177,7 @@ class Worker:
             leftovers = [r for r in self._running.values() if not r.abandoned]
             for r in leftovers:
                 r.abandoned = True
+                self._abandoned.add((r.msg.stream, r.msg.entry_id))  # handed back: a late outcome is void
         for r in leftovers:
             self._outcomes.put((r.msg, Outcome("requeue")))
         self._hand_back_waiting()
@@ -476,7 +482,7 @@ class Worker:
                 raise reason(f"{reason.__name__} for job {msg.job_id}") from None
             except TaskError as exc:
                 return self._failure(exc)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt from a task fail the job, not the worker
             return self._failure(exc)
 
     def _end(self, msg: Message, task: Task | None, outcome: Outcome) -> bool:
@@ -484,10 +490,10 @@ class Worker:
         abandoned (its outcome was already recorded by the watchdog)."""
         key = (msg.stream, msg.entry_id)
         with self._lock:
-            running = self._running.pop(key, None)
-            abandoned = running is not None and running.abandoned
-        if abandoned:
-            return True
+            self._running.pop(key, None)
+            if key in self._abandoned:
+                self._abandoned.discard(key)
+                return True
         for m in reversed(self.app.middleware):
             m.after_process(self, msg, task, outcome)
         if outcome.kind == "error":
@@ -510,11 +516,16 @@ class Worker:
                 self._outcomes.put((msg, Outcome("requeue")))
                 continue
             self._aio_slots.acquire()
+            if self._stop.is_set():  # stopping began while every slot was busy
+                self._aio_slots.release()
+                self._outcomes.put((msg, Outcome("requeue")))
+                continue
             asyncio.run_coroutine_threadsafe(self._aio_run(msg), loop)
         for _ in range(self.concurrency):  # wait for the coroutines still running
             self._aio_slots.acquire()
 
     async def _aio_run(self, msg: Message) -> None:
+        key = (msg.stream, msg.entry_id)
         try:
             task = self.app.tasks.get(msg.task)
             outcome = self._begin(msg, task)
@@ -522,7 +533,11 @@ class Worker:
                 outcome = await self._call_async(msg, task)
             self._end(msg, task, outcome)
         finally:
-            self._aio_slots.release()
+            with self._lock:
+                freed = key in self._slot_freed
+                self._slot_freed.discard(key)
+            if not freed:
+                self._aio_slots.release()
 
     async def _call_async(self, msg: Message, task: Task) -> Outcome:
         loop = asyncio.get_running_loop()
@@ -545,7 +560,7 @@ class Worker:
                 raise reason(f"{reason.__name__} for job {msg.job_id}") from None
             except TaskError as exc:
                 return self._failure(exc)
-        except Exception as exc:
+        except BaseException as exc:  # as in _run_in_thread: a task's SystemExit fails the job
             return self._failure(exc)
         finally:
             _current.reset(token)
@@ -604,11 +619,17 @@ class Worker:
     def _abandon(self, running: Running) -> None:
         """Record a job that ignored its hard limit as failed and go on without it."""
         msg = running.msg
+        key = (msg.stream, msg.entry_id)
         with self._lock:
-            if self._running.get((msg.stream, msg.entry_id)) is not running:
+            if self._running.get(key) is not running:
                 return
             running.abandoned = True
-            del self._running[(msg.stream, msg.entry_id)]
+            del self._running[key]
+            self._abandoned.add(key)
+            if self.pool == "asyncio":
+                self._slot_freed.add(key)
+        if self.pool == "asyncio":
+            self._aio_slots.release()  # the next job may start; the stuck coroutine keeps no slot
         task = self.app.tasks.get(msg.task)
         error = HardTimeLimit(f"job {msg.job_id} exceeded its hard time limit and ignored the interruption")
         outcome = Outcome("error", error=error, traceback=f"{error}\n")
@@ -621,7 +642,9 @@ class Worker:
             # A process-pool child: hand back what it holds, flush, and exit so
             # the supervisor replaces it (this is what really stops the code).
             threading.Thread(target=self._exit_after_flush, daemon=True).start()
-        elif running.loop is None and self.pool == "threads":
+        elif self.pool == "threads":
+            # The stuck thread (plain or running a coroutine that ignores its
+            # cancellation) exits when its code returns; meanwhile another serves.
             self._spawn(self._exec_loop, "exec-replacement", executor=True)
 
     def _exit_after_flush(self) -> None:
