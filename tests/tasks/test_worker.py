@@ -202,3 +202,34 @@ def test_asyncio_pool_hands_back_a_job_waiting_for_a_slot_when_stopping(app, sta
     worker.stop(grace=5)  # the second job waits for the only slot: it must not start now
     assert started == [1]
     assert first.status() == "finished" and second.status() == "queued"
+
+
+def test_reclaim_reaches_a_dead_workers_jobs_behind_many_live_ones(make_app, start_worker):
+    app = make_app(lease=0.5)
+
+    @app.task
+    def job(i):
+        return i
+
+    k = app.keys("default")
+    app.client.xgroup_create(k.stream(), GROUP, id="0", mkstream=True)
+    job.map([(i,) for i in range(30)])  # older: held by a live consumer that keeps its leases fresh
+    dead = job.map([(i,) for i in range(100, 105)])  # newer: held by a worker that died
+    app.client.xreadgroup(GROUP, "alive", {k.stream(): ">"}, count=30)
+    app.client.xreadgroup(GROUP, "dead", {k.stream(): ">"}, count=5)
+    live_ids = [p["message_id"] for p in app.client.xpending_range(k.stream(), GROUP, "-", "+", 30, "alive")]
+
+    stop = threading.Event()
+
+    def keep_alive():
+        while not stop.wait(0.1):
+            app.client.xclaim(k.stream(), GROUP, "alive", 0, live_ids, justid=True)
+
+    heartbeat = threading.Thread(target=keep_alive, daemon=True)
+    heartbeat.start()
+    try:
+        start_worker(app, concurrency=1, prefetch=1)  # room for one job at a time
+        assert [j.result(timeout=15) for j in dead] == list(range(100, 105))
+    finally:
+        stop.set()
+        heartbeat.join()

@@ -3,8 +3,8 @@
 Threads of one worker process and what each does:
 
 * one fetcher per queue: blocking XREADGROUP over the queue's priority
-  streams (``>``: new entries), and every quarter lease XAUTOCLAIM of
-  entries whose lease expired (their worker is gone);
+  streams (``>``: new entries), and every quarter lease XPENDING IDLE +
+  XCLAIM of entries whose lease expired (their worker is gone);
 * executors (threads, or one asyncio loop) run the jobs, most urgent first;
 * one acker: finishes jobs in batches with one script call per stream
   (ack, delete the entry, store result / schedule retry / bury);
@@ -313,23 +313,30 @@ class Worker:
         return len(accepted)
 
     def _reclaim(self, qi: int, k: QueueKeys, room: int) -> int:
-        """Take over jobs whose lease expired; bury those that keep killing workers."""
+        """Take over jobs whose lease expired; bury those that keep killing workers.
+
+        XPENDING IDLE finds the expired leases wherever they are in the pending
+        list (XAUTOCLAIM would look at only ten times its COUNT entries per
+        call: with little room, jobs of a dead worker behind many live ones were
+        never reached).  XCLAIM with the same min-idle-time then takes only
+        those still expired: a heartbeat that came meanwhile wins.
+        """
         client = self.app.client
+        lease_ms = int(self.app.lease * 1000)
         taken = 0
         for stream in k.streams:
-            cursor: Any = "0-0"
-            while taken < room:
-                resp = client.xautoclaim(
-                    stream, GROUP, self.id, min_idle_time=int(self.app.lease * 1000),
-                    start_id=cursor, count=min(room - taken, 100),
-                )
-                cursor, entries = resp[0], [e for e in resp[1] if e[1]]
-                if entries:
-                    log.warning("worker %s reclaimed %d job(s) from %s", self.id, len(entries), stream)
-                    live = self._sort_out_poison(qi, k, stream, entries)
-                    taken += self._accept(qi, k, stream, live, reclaimed=True) + len(entries) - len(live)
-                if cursor in (b"0-0", "0-0") or not resp[1]:
-                    break
+            if taken >= room:
+                break
+            expired = client.xpending_range(stream, GROUP, min="-", max="+", count=room - taken, idle=lease_ms)
+            if not expired:
+                continue
+            claimed = client.xclaim(stream, GROUP, self.id, min_idle_time=lease_ms,
+                                    message_ids=[p["message_id"] for p in expired])
+            entries = [e for e in claimed if e[1]]
+            if entries:
+                log.warning("worker %s reclaimed %d job(s) from %s", self.id, len(entries), stream)
+                live = self._sort_out_poison(qi, k, stream, entries)
+                taken += self._accept(qi, k, stream, live, reclaimed=True) + len(entries) - len(live)
         return taken
 
     def _sort_out_poison(self, qi: int, k: QueueKeys, stream: str, entries: list[Any]) -> list[Any]:
