@@ -136,13 +136,14 @@ def test_unknown_task_is_buried_not_lost(make_app, start_worker):
     assert [d["task"] for d in worker_app.dead()] == ["only.on.producer"]
 
 
-def test_progress_is_visible_from_outside(app, start_worker):
+@pytest.mark.parametrize("pool", ["threads", "asyncio"])
+def test_progress_is_visible_from_outside(app, start_worker, pool):
     @app.task
-    def report():
+    def report():  # a plain function: in the asyncio pool it runs in an executor thread
         current_job().progress({"done": 3, "of": 4})
         return "ok"
 
-    start_worker(app)
+    start_worker(app, pool=pool)
     job = report.delay()
     assert job.result(timeout=10) == "ok"
     assert job.info()["progress"] == {"done": 3, "of": 4}

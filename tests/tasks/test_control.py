@@ -252,6 +252,36 @@ def test_cancel_of_a_job_handed_back_on_shutdown_sticks(app, start_worker):
         job.result(timeout=5)
 
 
+def test_a_chain_step_cancelled_on_hand_back_cancels_the_chain(app, start_worker):
+    import msgpack
+
+    release = threading.Event()
+
+    @app.task
+    def hog():
+        release.wait(10)
+
+    @app.task
+    def step(x):
+        raise AssertionError("a cancelled step ran")
+
+    @app.task
+    def after(x):
+        raise AssertionError("a step after a cancelled one ran")
+
+    first = start_worker(app, concurrency=1)
+    hog.delay()
+    last = (step.s(1) | after.s()).delay()
+    envelopes = [msgpack.unpackb(f[b"j"]) for _, f in app.client.xrange(app.keys("default").stream(0))]
+    step_job = app.job(next(env[0] for env in envelopes if env[1] == step.name))
+    wait_for(lambda: step_job.status() == "running", what="the step to be taken")
+    assert step_job.cancel() == "cancelling"
+    release.set()
+    first.stop(grace=5)  # hands the step back; FINISH turns that into its cancellation
+    with pytest.raises(JobCancelled):
+        last.result(timeout=5)
+
+
 def test_chain_passes_results_along(app, start_worker):
     @app.task
     def add(a, b):

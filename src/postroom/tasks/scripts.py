@@ -121,21 +121,23 @@ return {moved, redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1, 'WITHSCOR
 # An entry that is no longer pending was finished by another delivery (a
 # reclaimed duplicate): its outcome is dropped so the record stays consistent.
 # A job whose cancellation was asked for is cancelled instead of going back
-# into play (retry, or handed back by a worker shutting down).
+# into play (retry, or handed back by a worker shutting down).  Returns the
+# outcome applied to each job ('' when dropped), which is what chains follow.
 FINISH = _HELPERS + """
 local group, now, ttl, deadmax, recttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local done = 0
+local applied = {}
 local n = (#ARGV - 5) / 6
 for i = 0, n - 1 do
   local a = 6 + i * 6
   local eid, id, outcome = ARGV[a], ARGV[a+1], ARGV[a+2]
   local jobkey, donekey = KEYS[6 + i * 2], KEYS[7 + i * 2]
+  applied[i + 1] = ''
   if redis.call('XACK', KEYS[1], group, eid) == 1 then
     redis.call('XDEL', KEYS[1], eid)
     if redis.call('SREM', KEYS[5], id) == 1 and (outcome == 'retry' or outcome == 'requeue') then
       outcome = 'cancel'
     end
-    done = done + 1
+    applied[i + 1] = outcome
     if outcome == 'ok' then
       redis.call('HSET', jobkey, 'st', 'finished', 'r', ARGV[a+3], 'f', now)
       redis.call('HDEL', jobkey, 'e', 'err', 'tb')
@@ -168,7 +170,7 @@ for i = 0, n - 1 do
     end
   end
 end
-return done
+return applied
 """
 
 # KEYS: job, delayed, cancel, stream p0, p1, p2, done.   ARGV: id, group, now_ms, ttl_ms

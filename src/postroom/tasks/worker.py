@@ -20,6 +20,7 @@ Threads of one worker process and what each does:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import itertools
 import logging
@@ -550,12 +551,18 @@ class Worker:
         loop = asyncio.get_running_loop()
         running = Running(msg, threading.get_ident(), loop=loop)
         key = (msg.stream, msg.entry_id)
-        token = _current.set((self.app, msg.job_id, msg.queue))
+        # Each job is its own asyncio Task, with its own copy of the context:
+        # the variable needs no reset (and a Task finalised after its loop
+        # stopped could not reset it from there).
+        _current.set((self.app, msg.job_id, msg.queue))
         try:
             if task.is_async:
                 running.future = asyncio.ensure_future(task.fn(*msg.args, **msg.kwargs))
             else:
-                running.future = loop.run_in_executor(None, lambda: task.fn(*msg.args, **msg.kwargs))
+                # The executor's thread does not inherit the context: carry it, so
+                # current_job() works in plain functions too.
+                context = contextvars.copy_context()
+                running.future = loop.run_in_executor(None, lambda: context.run(task.fn, *msg.args, **msg.kwargs))
             with self._lock:
                 self._running[key] = running
             if msg.soft_deadline is not None or msg.hard_deadline is not None:
@@ -569,8 +576,6 @@ class Worker:
                 return self._failure(exc)
         except BaseException as exc:  # as in _run_in_thread: a task's SystemExit fails the job
             return self._failure(exc)
-        finally:
-            _current.reset(token)
 
     # -- interrupts -----------------------------------------------------------
 
@@ -710,7 +715,10 @@ class Worker:
                     for msg, outcome in chunk:
                         keys += [k.job(msg.job_id), k.done(msg.job_id)]
                         args += [msg.entry_id, msg.job_id, *self._finish_args(msg, outcome)]
-                    self._call_with_retry(lambda keys=keys, args=args: app.scripts.finish(keys=keys, args=args))
+                    applied = self._call_with_retry(
+                        lambda keys=keys, args=args: app.scripts.finish(keys=keys, args=args))
+                    if applied is not None:
+                        self._end_failed_chains(chunk, applied)
         finally:
             with self._room:
                 for msg, _ in batch:
@@ -741,9 +749,9 @@ class Worker:
         After a step succeeds, the next one is enqueued first, so a crash in
         between duplicates it (deduplicated by its fixed job id) instead of
         losing the rest of the chain.  A step that cannot be enqueued keeps the
-        current one unacknowledged: it runs again after its lease.  After a step
-        is buried or cancelled, the later steps are ended the same way, so a
-        caller waiting on the chain's last job gets the failure, not a hang.
+        current one unacknowledged: it runs again after its lease.  (A step that
+        ends buried or cancelled ends the rest of its chain after FINISH: see
+        :meth:`_end_failed_chains`.)
         """
         kept = []
         for msg, outcome in items:
@@ -761,12 +769,20 @@ class Worker:
                     )
                 ) is None:
                     continue  # not acknowledged: redone after its lease, link and all
-            elif link and outcome.kind in ("bury", "cancel"):
-                state = "buried" if outcome.kind == "bury" else "cancelled"
-                self._end_chain(msg.queue, link, state, f"chain step {msg.job_id} {state}: "
-                                                        f"{_error_text(outcome.error)}")
             kept.append((msg, outcome))
         return kept
+
+    def _end_failed_chains(self, chunk: list[tuple[Message, Outcome]], applied: list[bytes]) -> None:
+        """End the rest of the chains whose step FINISH buried or cancelled.
+
+        After FINISH, from what it applied: a retry or a hand-back it turned into
+        a cancellation counts, a stale duplicate it dropped does not."""
+        for (msg, outcome), kind in zip(chunk, applied, strict=True):
+            link = msg.meta.get("link")
+            if link and kind in (b"bury", b"cancel"):
+                state = "buried" if kind == b"bury" else "cancelled"
+                detail = _error_text(outcome.error) if kind == b"bury" else "cancelled"
+                self._end_chain(msg.queue, link, state, f"chain step {msg.job_id} {state}: {detail}")
 
     def _end_chain(self, queue: str, link: list[Any], state: str, error: str) -> None:
         """Mark every later step of a chain buried or cancelled, waking its waiters."""
