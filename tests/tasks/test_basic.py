@@ -66,6 +66,17 @@ def test_a_map_refused_midway_says_which_jobs_went_in(app):
     assert len(sent) == 1000 and refused.value.enqueued == sent  # the whole batches before it
 
 
+def test_waiting_for_an_unknown_or_expired_job_is_refused(app):
+    from postroom.tasks import TaskError
+
+    job = app.job("no-such-job")
+    with pytest.raises(TaskError, match="unknown, or its record expired"):
+        job.result()  # not a wait for ever, and no record created for it
+    assert not app.client.exists(app.keys("default").job("no-such-job"))
+    with pytest.raises(TaskError, match="unknown"):
+        asyncio.run(job.aresult())
+
+
 def test_status_goes_from_queued_to_finished(app, start_worker):
     @app.task
     def noop():

@@ -356,6 +356,44 @@ def test_a_chain_step_whose_successor_cannot_be_enqueued_runs_again(make_app, st
     assert runs == [1, 1]  # not acknowledged the first time: redone after its lease
 
 
+def test_chains_starting_with_a_unique_task_are_not_deduplicated(app, start_worker):
+    @app.task(unique=60)
+    def fetch(x):
+        return x + 1
+
+    @app.task
+    def double(x):
+        return x * 2
+
+    start_worker(app)
+    first = (fetch.s(1) | double.s()).delay()
+    second = (fetch.s(1) | double.s()).delay()
+    assert first.result(timeout=10) == second.result(timeout=10) == 4
+
+
+def test_requeued_chain_step_revives_the_chain(app, start_worker):
+    state = {"fail": True}
+
+    @app.task(retries=0)
+    def flaky(x):
+        if state["fail"]:
+            raise RuntimeError("down")
+        return x + 1
+
+    @app.task
+    def double(x):
+        return x * 2
+
+    start_worker(app)
+    last = (flaky.s(1) | double.s()).delay()
+    with pytest.raises(JobFailed, match="down"):
+        last.result(timeout=10)
+    state["fail"] = False
+    assert app.requeue_dead() == 1
+    assert last.result(timeout=10) == 4  # the old failure and its wake-up token are gone
+    assert last.info()["error"] is None
+
+
 def test_group_collects_results(app, start_worker):
     @app.task
     def square(x):

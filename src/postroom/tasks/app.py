@@ -107,11 +107,14 @@ class Chain:
         (its id is chosen now, so its result can be awaited at once)."""
         first, rest = self.steps[0], self.steps[1:]
         link = [[s.task.name, list(s.args), s.kwargs, new_id()] for s in rest]
-        job = first.task.enqueue([(first.args, first.kwargs)], meta={"link": link} if link else {})[0]
+        # Never deduplicated: a unique first step would return another chain's
+        # job, and this chain's later steps would never exist.
+        job = first.task.enqueue([(first.args, first.kwargs)], meta={"link": link} if link else {},
+                                 unique_window=0 if link else None)[0]
         if not link:
             return job
         last = rest[-1].task
-        return Job(last.app, link[-1][3], last.queue)
+        return Job(last.app, link[-1][3], last.queue, future=True)
 
 
 class Group:
@@ -518,12 +521,23 @@ class App:
             job_id, task, args, kwargs, _, meta = codec.loads(f[b"j"])
             prio = self.tasks[task].priority if task in self.tasks else 0
             env = envelope(job_id, task, args, kwargs, 1, meta)
+            # Before the step can run again and enqueue the next one.
+            self._revive_chain(queue, meta.get("link") or [])
             if self.scripts.requeue_dead(
                 keys=[k.dead, k.stream(prio), k.job(job_id), k.done(job_id)],
                 args=[entry_id, env, prio, int(self.record_ttl * 1000)],
             ):
                 moved += 1
         return moved
+
+    def _revive_chain(self, queue: str, link: list[Any]) -> None:
+        """Forget the ending given to the later steps of a requeued chain step
+        (they never ran: they were marked buried when it failed), so waiting
+        on them waits for the new try.  Each record and wake-up list go."""
+        for name, _, _, job_id in link:
+            task = self.tasks.get(name)
+            k = self.keys(task.queue if task is not None else queue)
+            self.client.delete(k.job(job_id), k.done(job_id))  # one queue: one slot
 
     def purge_dead(self, queue: str = "default") -> int:
         """Delete all buried jobs of *queue*; returns how many there were."""

@@ -48,11 +48,15 @@ def current_job() -> Job:
 class Job:
     """A handle on one job, usable from any process."""
 
-    def __init__(self, app: App, job_id: str, queue: str, keys: QueueKeys | None = None) -> None:
+    def __init__(self, app: App, job_id: str, queue: str, keys: QueueKeys | None = None, *,
+                 future: bool = False) -> None:
         self.app = app
         self.id = job_id
         self.queue = queue
         self._keys = keys or app.keys(queue)
+        # A later step of a chain: its record may not exist yet, and waiting for
+        # it is fine.  For any other job a missing record means unknown or expired.
+        self._future = future
 
     def __repr__(self) -> str:
         return f"<Job {self.id} queue={self.queue}>"
@@ -86,15 +90,27 @@ class Job:
         """
         client = self.app.client
         deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._keys.done(self.id)
+        woke = None
         while True:
-            state = self.app.scripts.wait(keys=[self._keys.job(self.id)], args=[int(self.app.record_ttl * 1000)])
-            if state is not None and state.decode() in TERMINAL:
+            state = self.app.scripts.wait(keys=[self._keys.job(self.id)], args=self._wait_args())
+            if self._settled(state):
                 return self._outcome(self.info())
+            if woke is not None:
+                client.delete(done)  # a token from an outcome since undone (a requeued job): drop it
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
-            done = self._keys.done(self.id)
-            client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
+            woke = client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
+
+    def _wait_args(self) -> list[Any]:
+        return [int(self.app.record_ttl * 1000), 1 if self._future else 0]
+
+    def _settled(self, state: bytes | None) -> bool:
+        """True once WAIT's *state* is final; refuses to wait for a job that does not exist."""
+        if state == b"missing":
+            raise TaskError(f"job {self.id} is unknown, or its record expired")
+        return state is not None and state.decode() in TERMINAL
 
     async def _ainfo(self) -> list[Any]:
         _, scripts = self.app.async_client()
@@ -110,15 +126,18 @@ class Job:
         """:meth:`result` for asyncio code: the same wake-up list, awaited."""
         client, scripts = self.app.async_client()
         deadline = None if timeout is None else time.monotonic() + timeout
+        done = self._keys.done(self.id)
+        woke = None
         while True:
-            state = await scripts.wait(keys=[self._keys.job(self.id)], args=[int(self.app.record_ttl * 1000)])
-            if state is not None and state.decode() in TERMINAL:
+            state = await scripts.wait(keys=[self._keys.job(self.id)], args=self._wait_args())
+            if self._settled(state):
                 return self._outcome(_decode_info(await self._ainfo()))
+            if woke is not None:
+                await client.delete(done)  # as in result(): a stale token
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(f"job {self.id} did not finish in {timeout}s")
-            done = self._keys.done(self.id)
-            await client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
+            woke = await client.blmove(done, done, _slice(left), "LEFT", "RIGHT")
 
     def _outcome(self, info: dict[str, Any]) -> Any:
         if info["status"] == "finished":

@@ -74,6 +74,9 @@ for i = 0, n - 1 do
       local eid = redis.call('XADD', KEYS[1], '*', 'j', env)
       redis.call('HSET', jobkey, 'st', 'queued', 'pr', prio, 'e', eid)
     end
+    -- a chain step (fixed id, unique) may have been ended before, then revived
+    -- by a requeue of the step before it: its old outcome goes
+    if uniq > 0 then redis.call('HDEL', jobkey, 'err', 'tb', 'r', 'f') end
     -- A scheduled record holds the envelope: it must outlive the wait.
     if due > now then redis.call('PEXPIRE', jobkey, due - now + ttl) else redis.call('PEXPIRE', jobkey, ttl) end
     out[#out + 1] = id
@@ -215,13 +218,16 @@ end
 return {v[1], v[2], v[3], v[4], v[5]}
 """
 
-# KEYS: job.  ARGV: record_ttl_ms.  Marks a waiter unless the job is already
-# over, atomically with respect to FINISH so that no wake-up is lost.  A job
-# not created yet (a later step of a chain) gets a waiter-only record that
-# expires like any other.  Returns the state.
+# KEYS: job.  ARGV: record_ttl_ms, future (1: the job may not exist yet).
+# Marks a waiter unless the job is already over, atomically with respect to
+# FINISH so that no wake-up is lost.  A job not created yet (a later step of a
+# chain: future) gets a waiter-only record that expires like any other; for
+# any other job a missing record means it is unknown or expired: 'missing'.
+# Returns the state.
 WAIT = """
 local st = redis.call('HGET', KEYS[1], 'st')
 if st == 'finished' or st == 'buried' or st == 'cancelled' then return st end
+if not st and ARGV[2] ~= '1' and redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 redis.call('HSET', KEYS[1], 'w', '1')
 if not st then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return st
