@@ -13,6 +13,7 @@ from postroom.tasks.consumer import PartialTransactionError
 
 
 def run_consumer(consumer):
+    consumer.ensure_group()  # before the thread does: the tests look at the group at once
     stop = threading.Event()
     thread = consumer.start(stop)
     return stop, thread
