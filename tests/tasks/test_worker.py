@@ -233,3 +233,16 @@ def test_reclaim_reaches_a_dead_workers_jobs_behind_many_live_ones(make_app, sta
     finally:
         stop.set()
         heartbeat.join()
+
+
+def test_a_stopped_worker_leaves_the_consumer_groups(app, start_worker):
+    @app.task
+    def job():
+        return 1
+
+    k = app.keys("default")
+    for _ in range(3):  # workers come and go (deploys, pool restarts): the group does not keep them
+        worker = start_worker(app)
+        assert job.delay().result(timeout=10) == 1
+        worker.stop(grace=5)
+    assert all(app.client.xinfo_consumers(stream, GROUP) == [] for stream in k.streams)

@@ -197,6 +197,7 @@ class Worker:
             r.close()
         try:
             registry.remove(self.app, self.id)
+            self._leave_groups()
         except redis.RedisError:
             pass
         for m in reversed(self.app.middleware):
@@ -221,6 +222,17 @@ class Worker:
         t.start()
         (self._executors if executor else self._threads).append(t)
         return t
+
+    def _leave_groups(self) -> None:
+        """Delete this worker's consumer from each group it read, unless it
+        still holds entries (a grace period that ran out): every worker and
+        every restarted pool child is a new consumer, and the group would
+        otherwise keep them all.  Deleting a consumer drops its pending
+        entries, so one that holds any is left for the reclaimers."""
+        for k in self.keys:
+            for stream in k.streams:
+                if not self.app.client.xpending_range(stream, GROUP, "-", "+", 1, consumername=self.id):
+                    self.app.client.xgroup_delconsumer(stream, GROUP, self.id)
 
     def _ensure_groups(self, k: QueueKeys) -> None:
         for stream in k.streams:
