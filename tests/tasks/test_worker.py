@@ -246,3 +246,30 @@ def test_a_stopped_worker_leaves_the_consumer_groups(app, start_worker):
         assert job.delay().result(timeout=10) == 1
         worker.stop(grace=5)
     assert all(app.client.xinfo_consumers(stream, GROUP) == [] for stream in k.streams)
+
+
+def test_prefetch_bounds_what_a_worker_holds_across_priorities(app, start_worker):
+    release = threading.Event()
+
+    @app.task(priority=2)
+    def hog():
+        release.wait(10)
+
+    @app.task(priority=1)
+    def mid():
+        return "mid"
+
+    @app.task
+    def low():
+        return "low"
+
+    hog.delay()
+    jobs = [mid.delay(), low.delay()]
+    busy = start_worker(app, concurrency=1, prefetch=1)
+    try:
+        wait_for(lambda: busy.describe()["running"], what="the hog to run")
+        assert busy.describe()["held"] == 1
+        start_worker(app, concurrency=1)  # the other jobs are free for another worker at once
+        assert [j.result(timeout=5) for j in jobs] == ["mid", "low"]
+    finally:
+        release.set()

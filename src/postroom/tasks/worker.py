@@ -267,13 +267,15 @@ class Worker:
                     room -= self._reclaim(qi, k, room)
                     if room <= 0:
                         continue
-                # The first read does not block: executors wait for every queue's
-                # first read, so a worker starting on a backlog begins with the most
-                # important queue, not with whichever fetcher happened to answer first.
-                block = self.block_ms if first_done else None
-                resp = reader.call(
-                    lambda c, n=room, b=block: c.xreadgroup(GROUP, self.id, streams, count=n, block=b)
-                )
+                # What is there already, most urgent stream first.  The first read
+                # never blocks: executors wait for every queue's first read, so a
+                # worker starting on a backlog begins with the most important queue,
+                # not with whichever fetcher happened to answer first.
+                batches = self._read_ready(k, room)
+                if not batches and first_done:
+                    resp = reader.call(
+                        lambda c, n=room: c.xreadgroup(GROUP, self.id, streams, count=n, block=self.block_ms))
+                    batches = [(s.decode(), e) for s, e in (resp.items() if isinstance(resp, dict) else resp or [])]
             except redis.ResponseError as exc:
                 if "NOGROUP" in str(exc):
                     self._ensure_groups(k)
@@ -286,14 +288,44 @@ class Worker:
                 if self._stop.wait(0.5):
                     break
                 continue
-            if resp:
-                items = resp.items() if isinstance(resp, dict) else resp
-                for stream, entries in items:
-                    self._accept(qi, k, stream.decode(), entries, reclaimed=False)
+            for stream, entries in batches:
+                # COUNT bounds each stream of a blocking read, not their sum: what
+                # is over the room goes straight back (rare: entries must have
+                # reached several priorities in the same instant).
+                kept, over = entries[:max(room, 0)], entries[max(room, 0):]
+                room -= self._accept(qi, k, stream, kept, reclaimed=False)
+                if over:
+                    self._hand_back_entries(qi, k, stream, over)
             if not first_done:
                 first_done = True
                 self._first_reads.release()
         reader.close()
+
+    def _read_ready(self, k: QueueKeys, room: int) -> list[tuple[str, list[Any]]]:
+        """Non-blocking reads of the queue's streams, most urgent first, until
+        *room* entries are taken: one XREADGROUP over all three would take up
+        to *room* from each, three times what this worker may hold."""
+        batches = []
+        for stream in k.streams:
+            if room <= 0:
+                break
+            resp = self.app.client.xreadgroup(GROUP, self.id, {stream: ">"}, count=room)
+            entries = next(iter(resp.values() if isinstance(resp, dict) else [e for _, e in resp or []]), [])
+            if entries:
+                batches.append((stream, entries))
+                room -= len(entries)
+        return batches
+
+    def _hand_back_entries(self, qi: int, k: QueueKeys, stream: str, entries: list[Any]) -> None:
+        """Give entries just read back to the queue, through the acker (FINISH requeue)."""
+        for entry_id, fields in entries:
+            try:
+                msg = Message(k.queue, qi, stream, entry_id, fields[b"j"])
+            except Exception:
+                continue  # deleted or malformed: left pending, a reclaim buries it
+            with self._lock:
+                self._held[(stream, entry_id)] = msg
+            self._outcomes.put((msg, Outcome("requeue")))
 
     def _accept(self, qi: int, k: QueueKeys, stream: str, entries: list[Any], reclaimed: bool) -> int:
         accepted = []
