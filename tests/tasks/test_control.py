@@ -228,38 +228,42 @@ def test_cancel_running_job(app, start_worker):
     assert job.status() == "cancelled"
 
 
-def test_cancel_of_a_job_handed_back_on_shutdown_sticks(app, start_worker):
+def _cancel_while_held_then_hand_back(app, start_worker, enqueue):
+    """Cancel a job a busy worker holds but has not started, then stop that
+    worker (it hands the job back); *enqueue* returns (job to cancel, job to wait on)."""
     release = threading.Event()
 
     @app.task
     def hog():
         release.wait(10)
 
+    first = start_worker(app, concurrency=1)
+    hog.delay()
+    cancelled, awaited = enqueue()
+    wait_for(lambda: cancelled.status() == "running", what="the job to be taken")
+    assert cancelled.cancel() == "cancelling"
+    release.set()
+    first.stop(grace=5)  # hands the waiting job back: the cancel must win
+    assert cancelled.status() == "cancelled"
+    start_worker(app)
+    with pytest.raises(JobCancelled):
+        awaited.result(timeout=5)
+
+
+def test_cancel_of_a_job_handed_back_on_shutdown_sticks(app, start_worker):
     @app.task
     def victim():
         raise AssertionError("a cancelled job ran")
 
-    first = start_worker(app, concurrency=1)
-    hog.delay()
-    job = victim.delay()  # taken into the busy worker's buffer, not started
-    wait_for(lambda: job.status() == "running", what="the job to be taken")
-    assert job.cancel() == "cancelling"
-    release.set()
-    first.stop(grace=5)  # hands the waiting job back: the cancel must win
-    assert job.status() == "cancelled"
-    start_worker(app)
-    with pytest.raises(JobCancelled):
-        job.result(timeout=5)
+    def enqueue():
+        job = victim.delay()
+        return job, job
+
+    _cancel_while_held_then_hand_back(app, start_worker, enqueue)
 
 
 def test_a_chain_step_cancelled_on_hand_back_cancels_the_chain(app, start_worker):
     import msgpack
-
-    release = threading.Event()
-
-    @app.task
-    def hog():
-        release.wait(10)
 
     @app.task
     def step(x):
@@ -269,17 +273,12 @@ def test_a_chain_step_cancelled_on_hand_back_cancels_the_chain(app, start_worker
     def after(x):
         raise AssertionError("a step after a cancelled one ran")
 
-    first = start_worker(app, concurrency=1)
-    hog.delay()
-    last = (step.s(1) | after.s()).delay()
-    envelopes = [msgpack.unpackb(f[b"j"]) for _, f in app.client.xrange(app.keys("default").stream(0))]
-    step_job = app.job(next(env[0] for env in envelopes if env[1] == step.name))
-    wait_for(lambda: step_job.status() == "running", what="the step to be taken")
-    assert step_job.cancel() == "cancelling"
-    release.set()
-    first.stop(grace=5)  # hands the step back; FINISH turns that into its cancellation
-    with pytest.raises(JobCancelled):
-        last.result(timeout=5)
+    def enqueue():
+        last = (step.s(1) | after.s()).delay()
+        envelopes = [msgpack.unpackb(f[b"j"]) for _, f in app.client.xrange(app.keys("default").stream(0))]
+        return app.job(next(env[0] for env in envelopes if env[1] == step.name)), last
+
+    _cancel_while_held_then_hand_back(app, start_worker, enqueue)  # FINISH turns the hand-back into a cancel
 
 
 def test_chain_passes_results_along(app, start_worker):
