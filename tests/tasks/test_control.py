@@ -64,6 +64,34 @@ def test_rate_limit_is_shared_by_all_workers(make_app, start_worker):
         assert times[i] - times[0] >= (i - 10) * 0.1 - 0.15
 
 
+def test_a_rate_limited_backlog_waits_once_per_job_in_order(make_app, start_worker):
+    from postroom.tasks import Middleware
+
+    delays: list[int] = []
+
+    class CountDelays(Middleware):
+        def after_process(self, worker, msg, task, outcome):
+            if outcome.kind == "delay":
+                delays.append(msg.args[0])
+
+    app = make_app()
+    app.middleware.insert(0, CountDelays())
+    ran: list[int] = []
+
+    @app.task(rate_limit="20/s")
+    def limited(i):
+        ran.append(i)
+
+    jobs = limited.map([(i,) for i in range(40)])
+    start_worker(app, concurrency=1)
+    for j in jobs:
+        j.result(timeout=20)
+    # 20 run at once (the burst), each of the other 20 waits exactly once, for
+    # a slot of its own, and they run in the order they were sent.
+    assert sorted(delays) == list(range(20, 40))
+    assert ran[20:] == list(range(20, 40))
+
+
 def test_unique_jobs_are_deduplicated_within_the_window(app, start_worker):
     @app.task(unique=0.5)
     def once(x):

@@ -235,16 +235,19 @@ return st
 
 # KEYS: rate key.  ARGV: limit, period_ms, now_ms.
 # GCRA (a token bucket kept as one timestamp): returns 0 when the call may
-# run now, else the number of milliseconds to wait.
+# run now, else the number of milliseconds until the slot reserved for it.
+# A refused call reserves its slot too: each waiting job gets a slot of its
+# own and runs once, at it, instead of the whole backlog being refused again
+# and again at every free slot (and any one job starving).
 RATE = """
 local limit, period, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval = period / limit
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
 local wait = new_tat - period - now
 if wait > 0 then return math.ceil(wait) end
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
 return 0
 """
 

@@ -24,10 +24,11 @@ def parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
 
 
 class RateLimits(Middleware):
-    """Delays a job (without counting a try) when its task is over its rate."""
+    """Delays a job (without counting a try) when its task is over its rate,
+    until the slot the limiter reserved for it; it then runs without asking again."""
 
     def before_process(self, worker, msg, task) -> None:
-        if task.rate_limit is None:
+        if task.rate_limit is None or msg.meta.pop("rate_slot", None):
             return
         count, period = task.rate_limit
         app = worker.app
@@ -36,4 +37,5 @@ class RateLimits(Middleware):
             args=[count, int(period * 1000), int(time.time() * 1000)],
         )
         if wait_ms:
+            msg.meta["rate_slot"] = 1  # travels in the delayed job's envelope
             raise Delay(wait_ms / 1000)
