@@ -238,3 +238,39 @@ def test_delivery_counts_of_own_entries_among_many_pending(app):
     assert handled == []
     assert [f[b"_id"] for _, f in app.client.xrange(f"{stream}:dead")] == [first, last]
     assert app.client.xpending_range(stream, "g", min="-", max="+", count=10, consumername="me") == []
+
+
+def test_entries_of_a_dead_consumer_behind_many_live_ones_are_taken_over(app):
+    stream = f"{{{app.prefix}:ev}}:takeover"
+    app.client.xgroup_create(stream, "g", id="0", mkstream=True)
+    pipe = app.client.pipeline(transaction=False)
+    for i in range(300):
+        pipe.xadd(stream, {"n": f"live{i}"})
+    pipe.execute()
+    app.client.xreadgroup("g", "alive", {stream: ">"}, count=300)
+    live = [p["message_id"] for p in app.client.xpending_range(stream, "g", "-", "+", 300, consumername="alive")]
+    for i in range(3):
+        app.client.xadd(stream, {"n": f"dead{i}"})
+    app.client.xreadgroup("g", "dead", {stream: ">"}, count=3)
+    keep_fresh = threading.Event()
+
+    def alive():  # the live consumer keeps extending its 300 entries
+        while not keep_fresh.wait(0.05):
+            app.client.xclaim(stream, "g", "alive", 0, live, justid=True)
+
+    fresh = threading.Thread(target=alive, daemon=True)
+    fresh.start()
+    handled = []
+
+    @app.consumer(stream, group="g", consumer="taker", batch=10, lease=0.3, block=0.1)
+    def take(event):  # a batch of 10: XAUTOCLAIM would look at only 100 pending entries per call
+        handled.append(event.fields["n"].decode())
+
+    stop, thread = run_consumer(take)
+    try:
+        wait_for(lambda: sorted(handled) == ["dead0", "dead1", "dead2"], timeout=10, what="the dead consumer's entries")
+    finally:
+        stop.set()
+        keep_fresh.set()
+        thread.join(5)
+        fresh.join(5)

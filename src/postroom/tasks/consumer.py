@@ -268,11 +268,19 @@ class Consumer:
                 reader.close()
 
     def _reclaim(self) -> None:
-        """Take over entries other consumers left pending longer than the lease."""
-        resp = self.app.client.xautoclaim(self.stream, self.group, self.consumer,
-                                          min_idle_time=int(self.lease * 1000), count=self.batch)
-        if resp[1]:
-            self._process([e for e in resp[1] if e[1]], known=False)
+        """Take over entries other consumers left pending longer than the lease.
+
+        XPENDING IDLE finds them anywhere in the pending list (XAUTOCLAIM looks
+        at only ten times its COUNT per call, so entries of a dead consumer
+        behind many live ones were never reached); XCLAIM with the same
+        minimum idle time takes those still expired."""
+        lease_ms = int(self.lease * 1000)
+        client = self.app.client
+        expired = client.xpending_range(self.stream, self.group, "-", "+", self.batch, idle=lease_ms)
+        if expired:
+            claimed = client.xclaim(self.stream, self.group, self.consumer, min_idle_time=lease_ms,
+                                    message_ids=[p["message_id"] for p in expired])
+            self._process([e for e in claimed if e[1]], known=False)
 
     def _step(self, reader: BlockingReader, own_pending: bool, stop: threading.Event) -> bool:
         """One read and its batch; returns whether own pending entries are left
